@@ -1,0 +1,106 @@
+//! Command-line front end. Each subcommand lives in its own file with a
+//! clap `Args` struct and a `run` function that turns flags into library
+//! options and calls the library; no packaging logic lives here.
+//!
+//! Exit codes: 0 success, 1 a build/verification failure, 2 bad input
+//! (usage, recipe or plan errors) detected before anything ran.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod build;
+pub mod compile;
+pub mod index;
+pub mod keygen;
+pub mod lint;
+pub mod sign;
+pub mod verify;
+
+#[derive(Parser, Debug)]
+#[command(name = "pkgbuild", version, about = "Build signed Alpine (.apk) packages from YAML recipes")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build recipes into signed packages in a local repository.
+    Build(build::Args),
+    /// Compile a recipe into its resolved build plan (JSON on stdout).
+    Compile(compile::Args),
+    /// Print `name-version-rN` of a recipe's main package.
+    PackageVersion(compile::PackageVersionArgs),
+    /// Check recipes (and finished .apk files) without building.
+    Lint(lint::Args),
+    /// Create an RSA signing key pair.
+    Keygen(keygen::Args),
+    /// Write a signed APKINDEX.tar.gz for a set of packages.
+    Index(index::Args),
+    /// Re-sign packages in place.
+    Sign(sign::Args),
+    /// Re-sign an APKINDEX.tar.gz in place.
+    SignIndex(sign::IndexArgs),
+    /// Check signatures and integrity of packages and indexes.
+    Verify(verify::Args),
+}
+
+/// An error in what the user gave us (flags, recipe, plan), reported with
+/// exit code 2 so scripts can tell it from a failed build.
+#[derive(Debug)]
+pub struct InputError(pub anyhow::Error);
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Mark an error as the user's input being wrong (exit code 2).
+pub fn input_error(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    anyhow::Error::new(InputError(e.into()))
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<InputError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Build(a) => build::run(a),
+        Command::Compile(a) => compile::run(a),
+        Command::PackageVersion(a) => compile::run_package_version(a),
+        Command::Lint(a) => lint::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Index(a) => index::run(a),
+        Command::Sign(a) => sign::run(a),
+        Command::SignIndex(a) => sign::run_index(a),
+        Command::Verify(a) => verify::run(a),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

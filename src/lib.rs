@@ -1,0 +1,25 @@
+//! pkgbuild: build signed Alpine `.apk` v2 packages and repositories from
+//! melange-style YAML recipes.
+//!
+//! Data flow, one way only:
+//!
+//! ```text
+//! recipe.yaml ─ recipe::load ─▶ Recipe ─ plan::compile ─▶ Plan
+//!   ─ source (host-side fetch/git) + sandbox (steps) ─▶ staged trees
+//!   ─ meta (scan deps, SBOM, lint) ─▶ apk::package ─▶ .apk ─ repo ─▶ <repo>/<arch>/APKINDEX.tar.gz
+//! ```
+//!
+//! `apk` knows nothing of recipes or processes; `recipe` knows nothing of
+//! building; `sandbox` runs shell steps and knows nothing of apk; only
+//! `engine` sees the whole flow. `cli` translates flags into options.
+
+pub mod apk;
+pub mod atomic;
+pub mod cli;
+pub mod engine;
+pub mod meta;
+pub mod plan;
+pub mod recipe;
+pub mod repo;
+pub mod sandbox;
+pub mod source;

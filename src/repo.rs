@@ -1,0 +1,1 @@
+//! Repository layout, locking and index updates.
