@@ -65,6 +65,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("key.rsa");
         write(&p, 0o600, b"secret").unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -1,1 +1,6 @@
-//! (module under construction)
+//! The Alpine package format (apk v2): packages, indexes, signatures and
+//! versions, exactly as `../shared/apk-format.md` describes. This module
+//! knows nothing of recipes or processes.
+
+pub mod pkginfo;
+pub mod sign;

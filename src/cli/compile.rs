@@ -15,4 +15,3 @@ pub struct PackageVersionArgs {}
 pub fn run_package_version(_args: PackageVersionArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("not implemented yet")
 }
-

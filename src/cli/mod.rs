@@ -19,7 +19,11 @@ pub mod sign;
 pub mod verify;
 
 #[derive(Parser, Debug)]
-#[command(name = "pkgbuild", version, about = "Build signed Alpine (.apk) packages from YAML recipes")]
+#[command(
+    name = "pkgbuild",
+    version,
+    about = "Build signed Alpine (.apk) packages from YAML recipes"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

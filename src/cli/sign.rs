@@ -15,4 +15,3 @@ pub struct IndexArgs {}
 pub fn run_index(_args: IndexArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("not implemented yet")
 }
-

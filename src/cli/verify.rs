@@ -8,4 +8,3 @@ pub struct Args {}
 pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
     anyhow::bail!("not implemented yet")
 }
-
