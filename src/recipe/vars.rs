@@ -238,6 +238,10 @@ mod tests {
             "1-2"
         );
         assert_eq!(run("p", "1.2", &[tf(V, r"(\d)\.", "$9", "a")], "a"), "2");
+        // A `$` not followed by a name is literal, in Go and here.
+        assert_eq!(run("p", "1.2", &[tf(V, r"\.", "$-", "a")], "a"), "1$-2");
+        // Empty matches are replaced between every character, as Go does.
+        assert_eq!(run("p", "1.2", &[tf(V, "x*", "-", "a")], "a"), "-1-.-2-");
     }
 
     #[test]
