@@ -2,5 +2,8 @@
 //! versions, exactly as `../shared/apk-format.md` describes. This module
 //! knows nothing of recipes or processes.
 
+pub mod gzip;
+pub mod package;
 pub mod pkginfo;
 pub mod sign;
+pub mod tar;

@@ -1,1 +1,4 @@
 //! (module under construction)
+pub mod cond;
+pub mod subst;
+pub mod vars;
