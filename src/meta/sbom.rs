@@ -1086,6 +1086,52 @@ mod tests {
     }
 
     #[test]
+    fn any_token_soup_normalises_to_a_valid_expression() {
+        const WORDS: [&str; 14] = [
+            "MIT",
+            "(",
+            ")",
+            "AND",
+            "or",
+            "WITH",
+            "Classpath-exception-2.0",
+            "Foo",
+            "GPL-2.0+",
+            "LicenseRef-x",
+            "+",
+            "a/b",
+            "NONE",
+            "é",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let mut raw = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for i in 0..(seed % 9) {
+                raw.push_str(WORDS[((seed >> (i * 4)) % WORDS.len() as u64) as usize]);
+                raw.push(if (seed >> i) & 1 == 0 { ' ' } else { '(' });
+            }
+            let l = normalize_license(&raw);
+            let declared: Vec<&str> = l.extracted.iter().map(|e| &*e.license_id).collect();
+            let spaced = l.expression.replace('(', " ( ").replace(')', " ) ");
+            let mut after_with = false;
+            for word in spaced.split_whitespace() {
+                let ok = match word {
+                    "(" | ")" | "AND" | "OR" | "WITH" => true,
+                    "NOASSERTION" | "NONE" => l.expression == word,
+                    w if after_with => EXCEPTION_IDS.values().any(|e| *e == w),
+                    w if w.starts_with("LicenseRef-") => declared.contains(&w),
+                    w => LICENSE_IDS.values().any(|id| *id == w),
+                };
+                assert!(ok, "{raw:?} -> {:?}: bad word {word:?}", l.expression);
+                after_with = word == "WITH";
+            }
+        }
+    }
+
+    #[test]
     fn deep_nesting_is_refused_without_recursing() {
         let deep = format!("{}MIT{}", "(".repeat(10_000), ")".repeat(10_000));
         assert!(normalize_license(&deep)
