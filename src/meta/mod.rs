@@ -1,1 +1,5 @@
-//! (module under construction)
+//! Package metadata derived from staged trees: dependency scanning (`scan`,
+//! with ELF reading in `elf`), and later SBOMs and linters.
+
+pub mod elf;
+pub mod scan;
