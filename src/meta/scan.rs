@@ -23,6 +23,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::elf::{self, ElfInfo};
 
 /// Library directories searched by the dynamic loader without configuration.
@@ -85,6 +87,10 @@ const HOST_PROVIDED_LIBS: [&str; 27] = [
     "libnvidia-tls.so.1",
     "libnvoptix.so.1",
 ];
+
+/// Separate debug files (`-dbg` packages): never loaded, and their dynamic
+/// segment has no file data, so they are not read as ELF objects.
+const DEBUG_DIR: &str = "usr/lib/debug";
 
 /// Bytes read to find a shebang line (the kernel's own limit since 5.1).
 const SHEBANG_READ: u64 = 256;
@@ -576,10 +582,21 @@ impl Scanner<'_> {
     /// library symlinks.
     fn shared_objects(&mut self) -> Result<(), ScanError> {
         let tree = self.tree;
+        // Opening every file dominates on big trees; read them in parallel,
+        // then apply the results in tree order so output stays deterministic.
+        let read: Vec<(&Entry, Result<Option<ElfInfo>, String>)> = tree
+            .entries
+            .par_iter()
+            .filter(|e| e.kind == Kind::File && !e.rel.starts_with(DEBUG_DIR))
+            .map(|entry| {
+                let abs = tree.abs(&entry.rel);
+                let info = elf::read(&abs).map_err(io_error(&abs, "cannot read"))?;
+                Ok((entry, info))
+            })
+            .collect::<Result<_, ScanError>>()?;
         let mut objects: BTreeMap<&Path, ElfInfo> = BTreeMap::new();
-        for entry in tree.entries.iter().filter(|e| e.kind == Kind::File) {
-            let abs = tree.abs(&entry.rel);
-            let info = match elf::read(&abs).map_err(io_error(&abs, "cannot read"))? {
+        for (entry, info) in read {
+            let info = match info {
                 Ok(Some(info)) => info,
                 Ok(None) => continue,
                 Err(reason) => {
@@ -634,8 +651,10 @@ impl Scanner<'_> {
         }
         for lib in &info.needed {
             // An unversioned DT_NEEDED (`libfoo.so`) names no soname anyone
-            // provides; melange skips those too.
-            if lib.contains(".so.") && !HOST_PROVIDED_LIBS.contains(&lib.as_str()) {
+            // provides; melange skips those too. One with a `/` is loaded by
+            // path (`$ORIGIN/../lib/...`), not by soname.
+            let by_path = lib.contains('/');
+            if lib.contains(".so.") && !by_path && !HOST_PROVIDED_LIBS.contains(&lib.as_str()) {
                 self.depend(rel, "so:", lib);
             }
         }
