@@ -402,7 +402,9 @@ struct Tree {
 impl Tree {
     /// Lists the tree depth-first in byte order without following symlinks.
     fn walk(root: &Path) -> Result<Tree, ScanError> {
-        let meta = fs::symlink_metadata(root).map_err(io_error(root, "cannot stat staged tree"))?;
+        // The root itself comes from the engine and may be reached through a
+        // symlink; nothing below it is followed.
+        let meta = fs::metadata(root).map_err(io_error(root, "cannot stat staged tree"))?;
         if !meta.is_dir() {
             return Err(ScanError::NotADirectory {
                 path: root.to_path_buf(),
