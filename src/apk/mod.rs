@@ -2,5 +2,7 @@
 //! versions, exactly as `../shared/apk-format.md` describes. This module
 //! knows nothing of recipes or processes.
 
+pub mod dep;
 pub mod pkginfo;
 pub mod sign;
+pub mod version;
