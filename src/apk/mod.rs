@@ -4,5 +4,6 @@
 
 pub mod dep;
 pub mod pkginfo;
+pub mod read;
 pub mod sign;
 pub mod version;
