@@ -3,7 +3,10 @@
 //! knows nothing of recipes or processes.
 
 pub mod dep;
+pub mod gzip;
+pub mod package;
 pub mod pkginfo;
 pub mod read;
 pub mod sign;
+pub mod tar;
 pub mod version;

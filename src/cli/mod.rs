@@ -15,6 +15,7 @@ pub mod compile;
 pub mod index;
 pub mod keygen;
 pub mod lint;
+pub mod pack;
 pub mod sign;
 pub mod verify;
 
@@ -49,6 +50,9 @@ pub enum Command {
     SignIndex(sign::IndexArgs),
     /// Check signatures and integrity of packages and indexes.
     Verify(verify::Args),
+    /// Package a staged directory directly (benchmark/debug aid).
+    #[command(hide = true)]
+    Pack(pack::Args),
 }
 
 /// An error in what the user gave us (flags, recipe, plan), reported with
@@ -99,6 +103,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sign(a) => sign::run(a),
         Command::SignIndex(a) => sign::run_index(a),
         Command::Verify(a) => verify::run(a),
+        Command::Pack(a) => pack::run(a),
     }
 }
 
