@@ -4,9 +4,11 @@
 
 pub mod dep;
 pub mod gzip;
+pub mod index;
 pub mod package;
 pub mod pkginfo;
 pub mod read;
 pub mod sign;
 pub mod tar;
+pub mod verify;
 pub mod version;

@@ -129,8 +129,8 @@ pub enum ReadError {
     DataMultipleMembers,
     #[error("{0} bytes of garbage after the last gzip member")]
     TrailingGarbage(u64),
-    #[error("non-zero bytes after the end-of-archive blocks of the data member")]
-    DataAfterEnd,
+    #[error("non-zero bytes after the end-of-archive blocks of the {0}")]
+    DataAfterEnd(Part),
     #[error("no datahash in .PKGINFO (apk3 rejects the package: v2 package format error)")]
     MissingDatahash,
     #[error("malformed datahash `{0}` in .PKGINFO (expected 64 hex digits)")]
@@ -638,22 +638,34 @@ impl<I: Input> TarReader<I> {
         self.padding = (512 - size % 512) % 512;
     }
 
-    fn content_to_vec(&mut self, size: u64) -> Result<Vec<u8>> {
-        let mut v = vec![0u8; size as usize];
-        let n = {
-            let mut n = 0;
-            while n < v.len() {
-                let r = self.read_content(&mut v[n..])?;
-                if r == 0 {
-                    break;
-                }
-                n += r;
+    /// Read the current entry's content. Memory grows with the bytes
+    /// actually present, never with the (untrusted) size field.
+    fn content_to_vec(&mut self) -> Result<Vec<u8>> {
+        let mut v = Vec::with_capacity((self.remaining as usize).min(64 * 1024));
+        let mut chunk = [0u8; 8192];
+        loop {
+            let r = self.read_content(&mut chunk)?;
+            if r == 0 {
+                break;
             }
-            n
-        };
-        v.truncate(n);
+            v.extend_from_slice(&chunk[..r]);
+        }
         self.skip_content()?;
         Ok(v)
+    }
+
+    /// After end-of-archive: the rest of the member must be zeros.
+    fn expect_only_zeros(&mut self) -> Result<()> {
+        let mut rest = [0u8; 8192];
+        loop {
+            let n = self.inp.read_some(&mut rest)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if rest[..n].iter().any(|&c| c != 0) {
+                return Err(ReadError::DataAfterEnd(self.part));
+            }
+        }
     }
 
     fn next(&mut self) -> Result<TarItem> {
@@ -699,7 +711,7 @@ impl<I: Input> TarReader<I> {
                         return Err(self.bad(format!("extended header larger than {cap} bytes")));
                     }
                     self.begin_content(&h.name, h.size);
-                    let data = self.content_to_vec(h.size)?;
+                    let data = self.content_to_vec()?;
                     if h.typeflag == b'x' {
                         pax = Some(parse_pax(&data).map_err(|p| self.bad(p))?);
                     } else {
@@ -852,7 +864,7 @@ fn parse_signatures(tar: &[u8]) -> Result<(Vec<SignatureEntry>, Vec<String>)> {
                 if h.size > MAX_SIGNATURE_LEN as u64 {
                     return Err(not_sig("signature larger than 64 KiB"));
                 }
-                let bytes = t.content_to_vec(h.size)?;
+                let bytes = t.content_to_vec()?;
                 match Algorithm::parse_entry_name(&h.name) {
                     Some((alg, key)) => known.push(SignatureEntry {
                         alg,
@@ -973,11 +985,11 @@ fn parse_control(tar: &[u8]) -> Result<(PkgInfo, Scripts)> {
             if h.size > MAX_PKGINFO_LEN as u64 {
                 return Err(unexpected("larger than the .PKGINFO size cap"));
             }
-            let text = String::from_utf8(t.content_to_vec(h.size)?)
+            let text = String::from_utf8(t.content_to_vec()?)
                 .map_err(|_| ReadError::BadPkgInfo("not UTF-8".into()))?;
             pkginfo = Some(PkgInfo::parse(&text));
         } else {
-            let body = t.content_to_vec(h.size)?;
+            let body = t.content_to_vec()?;
             scripts.push((h.name, body));
         }
     }
@@ -1017,6 +1029,57 @@ pub fn control_from_head(head: Head, file_size: u64) -> Result<ApkControl> {
         scripts,
         data_offset: head.end,
         file_size,
+    })
+}
+
+/// The two entries of an index member (apk-format.md §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexTar {
+    pub description: Option<Vec<u8>>,
+    pub apkindex: Vec<u8>,
+}
+
+/// Largest DESCRIPTION we read (apk3 only loads up to 160 bytes).
+const MAX_DESCRIPTION_READ: u64 = 64 * 1024;
+
+/// Parse an index member's tar: only `DESCRIPTION` and `APKINDEX`, as
+/// go-apk requires; end-of-archive blocks are allowed at the end.
+pub fn read_index_tar(tar: &[u8]) -> Result<IndexTar> {
+    let mut t = TarReader::new(tar, Part::Index, 16);
+    let (mut description, mut apkindex) = (None, None);
+    loop {
+        let h = match t.next()? {
+            TarItem::End => break,
+            TarItem::EndOfArchive => {
+                t.expect_only_zeros()?;
+                break;
+            }
+            TarItem::Entry(h) => h,
+        };
+        let unexpected = |why| ReadError::UnexpectedEntry {
+            part: Part::Index,
+            name: h.name.clone(),
+            why,
+        };
+        if !matches!(h.typeflag, b'0' | b'\0') {
+            return Err(unexpected("must be a regular file"));
+        }
+        let slot = match h.name.as_str() {
+            "DESCRIPTION" if h.size > MAX_DESCRIPTION_READ => {
+                return Err(unexpected("description larger than 64 KiB"))
+            }
+            "DESCRIPTION" => &mut description,
+            "APKINDEX" => &mut apkindex,
+            _ => return Err(unexpected("go-apk accepts only DESCRIPTION and APKINDEX")),
+        };
+        if slot.is_some() {
+            return Err(unexpected("appears twice"));
+        }
+        *slot = Some(t.content_to_vec()?);
+    }
+    Ok(IndexTar {
+        description,
+        apkindex: apkindex.ok_or(ReadError::NotAnIndex("no APKINDEX entry"))?,
     })
 }
 
@@ -1141,6 +1204,26 @@ fn data_entry(h: TarHeader) -> Result<DataEntry> {
     })
 }
 
+/// A tar entry cut off at the end of the data member is really a data
+/// tar split over several gzip members when another member follows.
+fn at_boundary<R: Read>(tar: &mut TarReader<Member<'_, R>>, e: ReadError) -> ReadError {
+    let cut = matches!(
+        e,
+        ReadError::EntryCrossesMember(..) | ReadError::PartialBlock(_)
+    );
+    if cut
+        && tar.inp.done
+        && tar
+            .inp
+            .src
+            .fill()
+            .is_ok_and(|r| r.starts_with(&[0x1f, 0x8b]))
+    {
+        return ReadError::DataMultipleMembers;
+    }
+    e
+}
+
 /// Stream the data member of a package. `visit` sees every entry with a
 /// reader over its content (empty for non-files); whatever it leaves
 /// unread is read afterwards. Checks, in this order: one gzip member,
@@ -1177,20 +1260,12 @@ pub fn read_data<E: From<ReadError>>(
         datahash: [0; 32],
     };
     loop {
-        let h = match tar.next()? {
+        let item = tar.next();
+        let h = match item.map_err(|e| at_boundary(&mut tar, e))? {
             TarItem::End => break,
             TarItem::EndOfArchive => {
                 summary.end_of_archive = true;
-                let mut rest = [0u8; 8192];
-                loop {
-                    let n = tar.inp.read(&mut rest)?;
-                    if n == 0 {
-                        break;
-                    }
-                    if rest[..n].iter().any(|&c| c != 0) {
-                        return Err(ReadError::DataAfterEnd.into());
-                    }
-                }
+                tar.expect_only_zeros()?;
                 break;
             }
             TarItem::Entry(h) => h,
@@ -1202,9 +1277,10 @@ pub fn read_data<E: From<ReadError>>(
         }
         let visited = visit(&entry, &mut tar);
         if let Some(e) = tar.failed.take() {
-            return Err(e.into());
+            return Err(at_boundary(&mut tar, e).into());
         }
-        tar.skip_content()?;
+        let skipped = tar.skip_content();
+        skipped.map_err(|e| at_boundary(&mut tar, e))?;
         let actual: Option<[u8; 20]> = match entry.kind {
             EntryKind::File => tar.hash.take().map(|h| h.finalize().into()),
             EntryKind::Symlink => entry
