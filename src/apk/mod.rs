@@ -8,6 +8,7 @@ pub mod index;
 pub mod package;
 pub mod pkginfo;
 pub mod read;
+pub mod resign;
 pub mod sign;
 pub mod tar;
 pub mod verify;
