@@ -14,6 +14,7 @@
 //! `engine` sees the whole flow. `cli` translates flags into options.
 
 pub mod apk;
+pub mod arch;
 pub mod atomic;
 pub mod cli;
 pub mod engine;

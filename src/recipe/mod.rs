@@ -9,8 +9,11 @@
 use std::fmt;
 use std::path::Path;
 
+pub mod cond;
 pub mod model;
+pub mod subst;
 pub mod validate;
+pub mod vars;
 pub mod yaml;
 
 pub use model::Recipe;
