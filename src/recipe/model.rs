@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use super::yaml::{Entry, Node, Pos, Value};
+use super::yaml::{Entry, Node, Pos, Style, Value};
 use super::RecipeError;
 
 /// A scalar value with the place it was written.
@@ -459,7 +459,15 @@ impl<'a> Dx<'a> {
     pub fn text(&self, node: &Node, what: &str) -> Result<Text, RecipeError> {
         match &node.value {
             Value::Scalar { .. } if node.is_null() => Ok(Text::new("", node.pos)),
-            Value::Scalar { text, .. } => Ok(Text::new(text.clone(), node.pos)),
+            Value::Scalar { text, style } => {
+                // Point quoted values at their first character, so offsets
+                // inside the value map straight onto source columns.
+                let mut pos = node.pos;
+                if matches!(style, Style::SingleQuoted | Style::DoubleQuoted) {
+                    pos.col += 1;
+                }
+                Ok(Text::new(text.clone(), pos))
+            }
             _ => Err(self.err(
                 node.pos,
                 format!("`{what}` must be text, found {}", node.kind()),
