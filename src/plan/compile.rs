@@ -52,7 +52,6 @@ pub fn compile(recipe_path: &Path, opts: &CompileOptions) -> Result<Plan, Compil
     compile_recipe(
         Rc::new(Source {
             name: file,
-            text,
             recipe: true,
         }),
         recipe,
@@ -60,10 +59,9 @@ pub fn compile(recipe_path: &Path, opts: &CompileOptions) -> Result<Plan, Compil
     )
 }
 
-/// A file that text came from, kept to turn byte offsets into columns.
+/// A file that recipe or pipeline text came from.
 pub(crate) struct Source {
     name: String,
-    text: String,
     /// True for the recipe itself (recipe-only rules apply to its steps).
     recipe: bool,
 }
@@ -73,35 +71,20 @@ impl Source {
         RecipeError::new(&self.name, pos, message)
     }
 
-    /// The position of byte `off` inside value `t` written in this file.
+    /// The position of byte `off` inside value `t`. Exact for one-line
+    /// values and literal blocks (whose position is their first content
+    /// character and whose lines share that indentation); folded text is
+    /// approximated.
     fn locate(&self, t: &Text, off: usize) -> Pos {
         let off = off.min(t.value.len());
         let before = t.value.get(..off).unwrap_or("");
         let newlines = before.matches('\n').count();
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let chars = before[line_start..].chars().count();
-        let src_line = |n: usize| self.text.lines().nth(n.saturating_sub(1)).unwrap_or("");
-        let at = src_line(t.pos.line)
-            .chars()
-            .nth(t.pos.col.saturating_sub(1));
-        if matches!(at, Some('|') | Some('>')) {
-            // Block scalar: content starts on the next line, indented.
-            let line = t.pos.line + 1 + newlines;
-            let value_line = t.value.split('\n').nth(newlines).unwrap_or("");
-            let lead = |s: &str| s.chars().take_while(|c| *c == ' ').count();
-            let indent = lead(src_line(line)).saturating_sub(lead(value_line));
-            return Pos {
-                line,
-                col: indent + 1 + chars,
-            };
+        Pos {
+            line: t.pos.line + newlines,
+            col: t.pos.col + chars,
         }
-        if newlines == 0 {
-            return Pos {
-                line: t.pos.line,
-                col: t.pos.col + chars,
-            };
-        }
-        t.pos
     }
 
     fn subst_err(&self, t: &Text, e: &SubstError, what: &str) -> RecipeError {
@@ -204,11 +187,7 @@ pub(crate) fn compile_recipe(
     for name in &opts.build_options {
         if !recipe.options.iter().any(|(k, _)| k.value == *name) {
             let known: Vec<&str> = recipe.options.iter().map(|(k, _)| k.as_str()).collect();
-            let hint = match model::nearest(name, &known) {
-                Some(k) => format!(" (did you mean `{k}`?)"),
-                None if known.is_empty() => " (the recipe defines no options)".to_string(),
-                None => format!(" (defined: {})", known.join(", ")),
-            };
+            let hint = model::hint(name, &known, "the recipe defines no options");
             return Err(src.err(recipe.pos, format!("unknown build option `{name}`{hint}")));
         }
     }
@@ -594,11 +573,7 @@ fn expand_subpackages<'r>(
         };
         let Some(data) = recipe.data.iter().find(|d| d.name.value == range.value) else {
             let known: Vec<&str> = recipe.data.iter().map(|d| d.name.as_str()).collect();
-            let hint = match model::nearest(&range.value, &known) {
-                Some(k) => format!(" (did you mean `{k}`?)"),
-                None if known.is_empty() => " (the recipe has no `data`)".to_string(),
-                None => format!(" (defined: {})", known.join(", ")),
-            };
+            let hint = model::hint(&range.value, &known, "the recipe has no `data`");
             return Err(src.err(
                 range.pos,
                 format!(
@@ -985,8 +960,11 @@ impl Compiler<'_> {
             } else {
                 format!("{} and the built-in pipelines", dirs.join(", "))
             };
-            let mut all: Vec<&str> = builtin::names().collect();
-            all.sort_unstable();
+            let mut all: Vec<String> = builtin::names().map(str::to_string).collect();
+            for dir in &self.opts.pipeline_dirs {
+                list_pipelines(dir, dir, 0, &mut all);
+            }
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
             let hint = model::nearest(&uses.value, &all)
                 .map(|k| format!(" (did you mean `{k}`?)"))
                 .unwrap_or_default();
@@ -1003,7 +981,6 @@ impl Compiler<'_> {
         let loaded = Rc::new(Loaded {
             src: Rc::new(Source {
                 name,
-                text,
                 recipe: false,
             }),
             pipeline,
@@ -1042,8 +1019,9 @@ impl Compiler<'_> {
         for (k, v) in &env.environment {
             env_map.insert(k.value.clone(), lenient(&v.value, &lk));
         }
+        // Tests run in their own environment, not the build's.
         let mut frame = base.clone();
-        frame.env.extend(env_map.clone());
+        frame.env = env_map.clone();
         // melange does not apply recipe-only step rules to tests.
         frame.recipe_rules = false;
         let mut needs = Vec::new();
@@ -1109,11 +1087,7 @@ impl Compiler<'_> {
         for (k, _) in &p.with {
             if !declared.iter().any(|(d, _)| d.value == k.value) {
                 let names: Vec<&str> = declared.iter().map(|(d, _)| d.as_str()).collect();
-                let hint = match model::nearest(&k.value, &names) {
-                    Some(n) => format!(" (did you mean `{n}`?)"),
-                    None if names.is_empty() => " (it declares no inputs)".to_string(),
-                    None => format!(" (declared: {})", names.join(", ")),
-                };
+                let hint = model::hint(&k.value, &names, "it declares no inputs");
                 return Err(src.err(
                     k.pos,
                     format!(
@@ -1254,6 +1228,24 @@ impl Compiler<'_> {
             pipeline: nested,
             needs_packages: step_needs,
         }))
+    }
+}
+
+/// Pipeline names under `dir` (for "did you mean" only; bounded walk).
+fn list_pipelines(base: &Path, dir: &Path, depth: usize, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten().take(10_000) {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() && depth < 8 {
+            list_pipelines(base, &p, depth + 1, out);
+        } else if p.extension().is_some_and(|x| x == "yaml") {
+            if let Ok(rel) = p.with_extension("").strip_prefix(base) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
     }
 }
 

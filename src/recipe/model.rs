@@ -413,6 +413,16 @@ pub fn nearest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     (d <= (key.len().max(best.len()) / 3).max(2)).then_some(best)
 }
 
+/// A " (did you mean `x`?)" hint, else the list of `known` names (or
+/// `none` when there are none), for "unknown name" errors.
+pub fn hint(name: &str, known: &[&str], none: &str) -> String {
+    match nearest(name, known) {
+        Some(k) => format!(" (did you mean `{k}`?)"),
+        None if known.is_empty() => format!(" ({none})"),
+        None => format!(" (defined: {})", known.join(", ")),
+    }
+}
+
 impl<'a> Dx<'a> {
     pub fn err(&self, pos: Pos, message: impl Into<String>) -> RecipeError {
         RecipeError::new(self.file, pos, message)

@@ -372,6 +372,9 @@ impl MarkedEventReceiver for Builder {
                         merged,
                         ..
                     } => {
+                        // yaml-rust2 marks a block mapping at its first `:`;
+                        // the first key is where a reader looks for it.
+                        let pos = entries.first().map_or(pos, |e| e.key_pos.min(pos));
                         // Explicit keys win over merged ones, as YAML's merge rule says.
                         for e in merged {
                             if !entries.iter().any(|x| x.key == e.key) {
