@@ -337,6 +337,12 @@ fn host_runner_runs_in_workspace_with_clean_env_and_reports_failure() {
     let (out, _) = run(&*r, &fail);
     assert_eq!(out.status, Some(7));
     assert_eq!(out.tail, ["before"]);
+
+    let mut killed = step("kill -9 $$");
+    killed.workdir = r.build_root().to_string();
+    let (out, _) = run(&*r, &killed);
+    assert_eq!((out.status, out.signal), (None, Some(9)));
+    assert!(!out.success());
 }
 
 #[test]
@@ -350,4 +356,24 @@ fn host_runner_timeout_kills_the_whole_step() {
     let err = r.run(&s, &mut |_| {}).expect_err("timeout");
     assert!(matches!(err, SandboxError::TimedOut { .. }), "{err}");
     assert!(err.to_string().contains("timeout"), "{err}");
+}
+
+#[test]
+fn bwrap_read_only_mounts_are_readable_but_not_writable() {
+    if !bwrap_or_skip() {
+        return;
+    }
+    let ws = tempfile::tempdir().expect("tempdir");
+    let sources = tempfile::tempdir().expect("tempdir");
+    std::fs::write(sources.path().join("hello.tar.gz"), "tarball").expect("write");
+    let r = runner(RunnerKind::Bwrap, ws.path(), |c| {
+        c.ro_binds
+            .push((sources.path().to_path_buf(), "/sources".into()))
+    });
+    let (out, lines) = run(&*r, &step("cat /sources/hello.tar.gz; echo"));
+    assert!(out.success(), "{lines:?}");
+    assert_eq!(lines, ["tarball"]);
+    let (out, _) = run(&*r, &step("echo x > /sources/new"));
+    assert!(!out.success());
+    assert!(!sources.path().join("new").exists());
 }

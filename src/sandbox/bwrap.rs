@@ -279,16 +279,21 @@ pub struct BwrapRunner {
 
 impl BwrapRunner {
     /// Validate `config`, check bwrap works, and write the account files.
-    pub fn new(config: SandboxConfig) -> Result<BwrapRunner, SandboxError> {
+    pub fn new(mut config: SandboxConfig) -> Result<BwrapRunner, SandboxError> {
         check_guest_path("build_root", &config.build_root)?;
-        for (host, guest) in &config.ro_binds {
+        // bwrap resolves relative sources against its own cwd; make every
+        // host path absolute so the mounts mean what the caller meant.
+        let absolute = |p: &Path, what: &'static str| {
+            p.canonicalize().map_err(|source| SandboxError::Io {
+                what,
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        config.workspace = absolute(&config.workspace, "resolving workspace")?;
+        for (host, guest) in &mut config.ro_binds {
             check_guest_path("read-only mount target", guest)?;
-            if !host.exists() {
-                return Err(SandboxError::Config(format!(
-                    "read-only mount source {} does not exist",
-                    host.display()
-                )));
-            }
+            *host = absolute(host, "resolving read-only mount source")?;
         }
         let bwrap = find_bwrap().ok_or(SandboxError::BwrapUnavailable)?;
         if !super::bwrap_available() {

@@ -85,7 +85,9 @@ impl SandboxConfig {
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepOutcome {
-    /// Exit code; `None` when the shell was killed by a signal.
+    /// Exit code; `None` when the shell was killed by a signal. Under bwrap
+    /// a signal death inside the sandbox arrives as exit code 128+N (bwrap
+    /// reports it that way), indistinguishable from `exit 128+N`.
     pub status: Option<i32>,
     /// The signal that killed the shell, if any.
     pub signal: Option<i32>,
