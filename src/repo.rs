@@ -25,7 +25,7 @@ pub enum RepoError {
     },
 }
 
-fn io_err(path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> RepoError + '_ {
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> RepoError + 'a {
     move |source| RepoError::Io {
         path: path.to_path_buf(),
         what,

@@ -195,7 +195,7 @@ pub fn build(opts: &BuildOptions, key: &SigningKey, log: &BuildLog) -> anyhow::R
     // Sources first: a wrong checksum or commit stops the build here.
     let sources_dir = workspace.path().join("sources");
     fs::create_dir_all(&sources_dir)?;
-    let prepared = sources::prepare(&plan, &opts.cache_dir, &sources_dir, opts.runner, log)?;
+    let prepared = sources::prepare(&plan, &opts.cache_dir, &sources_dir, opts.runner, opts.epoch, log)?;
 
     let src_dir = opts
         .source_dir
@@ -325,6 +325,34 @@ fn run_all_steps(
     Ok(())
 }
 
+fn copyright_text(p: &PackagePlan) -> String {
+    p.copyright
+        .iter()
+        .map(|c| c.attestation.value.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The recipe's structured `cpe:` as a CPE 2.3 formatted string.
+fn cpe23(p: &PackagePlan) -> Option<String> {
+    let get = |k: &str| p.cpe.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let vendor = get("vendor")?;
+    let product = get("product")?;
+    let field = |k: &str| get(k).unwrap_or("*").to_string();
+    Some(format!(
+        "cpe:2.3:{}:{vendor}:{product}:{}:*:{}:{}:{}:{}:{}:{}",
+        get("part").unwrap_or("a"),
+        p.version,
+        field("edition"),
+        field("language"),
+        field("sw_edition"),
+        field("target_sw"),
+        field("target_hw"),
+        field("other"),
+    ))
+}
+
 fn scripts_of(p: &PackagePlan) -> Vec<(Script, Vec<u8>)> {
     let s = &p.scriptlets;
     let table = [
@@ -437,8 +465,8 @@ fn package_all(
                 arch: opts.arch.apk(),
                 origin: &main.name,
                 license: &p.license,
-                copyright: &p.copyright_text(),
-                cpe: p.cpe.as_deref(),
+                copyright: &copyright_text(p),
+                cpe: cpe23(p).as_deref(),
                 url: &p.url,
                 namespace: "local",
                 sources: &prepared.sbom_sources,

@@ -58,6 +58,7 @@ pub fn prepare(
     cache_dir: &Path,
     sources_dir: &Path,
     runner: RunnerKind,
+    epoch: u64,
     log: &BuildLog,
 ) -> anyhow::Result<Prepared> {
     let mut steps = Vec::new();
@@ -121,6 +122,7 @@ pub fn prepare(
                         .map(|c| c.lines().map(str::to_string).collect())
                         .unwrap_or_default(),
                     destination_name: input(step, "destination").unwrap_or(".").to_string(),
+                    source_date_epoch: Some(epoch),
                 };
                 let dest = sources_dir.join(format!("git-{n}"));
                 log.info(&format!("cloning {repository}"));
