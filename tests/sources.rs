@@ -504,3 +504,40 @@ fn git_unknown_branch_reports_gits_own_message() {
     assert!(matches!(err, GitError::Command { .. }), "{msg}");
     assert!(msg.contains("nope"), "{msg}");
 }
+
+#[test]
+fn git_submodules_are_checked_out_when_asked() {
+    let r = repo();
+    let sub = tempfile::tempdir().expect("tempdir");
+    sh_git(sub.path(), &["init", "--quiet", "-b", "main"]);
+    std::fs::write(sub.path().join("inner.txt"), "inner\n").expect("write");
+    sh_git(sub.path(), &["add", "inner.txt"]);
+    sh_git(sub.path(), &["commit", "--quiet", "-m", "inner"]);
+    let sub_url = sub.path().display().to_string();
+    sh_git(
+        &r.path,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "--quiet",
+            &sub_url,
+            "vendor/inner",
+        ],
+    );
+    sh_git(&r.path, &["commit", "--quiet", "-m", "add submodule"]);
+
+    let with = |recurse| GitCheckout {
+        branch: Some("main".into()),
+        recurse_submodules: recurse,
+        ..spec(&r)
+    };
+    let (dest, head) = checkout(with(true));
+    head.expect("checkout with submodules");
+    assert_eq!(read(dest.path(), "vendor/inner/inner.txt"), "inner\n");
+
+    let (dest, head) = checkout(with(false));
+    head.expect("checkout without submodules");
+    assert!(!dest.path().join("vendor/inner/inner.txt").exists());
+}

@@ -19,8 +19,11 @@
 //!   HEAD is the same on every machine.
 //!
 //! git runs with a scrubbed environment: no user or system config, no
-//! terminal prompts, and only the `file`, `git`, `http`, `https` and `ssh`
-//! transports (no `ext::` command transports from a hostile recipe).
+//! terminal prompts, and only the `git`, `http`, `https` and `ssh`
+//! transports (no `ext::` command transports from a hostile recipe). The
+//! local `file` transport is allowed only when the recipe's repository is
+//! itself a local path, so a remote repository's submodules cannot pull in
+//! repositories from the build host.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,6 +84,9 @@ pub enum GitError {
         source: std::io::Error,
     },
 }
+
+/// Transports allowed for remote repositories (and their submodules).
+const REMOTE_PROTOCOLS: &str = "git:http:https:ssh";
 
 /// 1980-01-01: the oldest date zip-based tooling can represent, and
 /// melange's floor for cherry-pick committer dates.
@@ -194,6 +200,18 @@ pub fn git_checkout(spec: &GitCheckout, dest: &Path) -> Result<String, GitError>
         }
     };
     let picks = parse_cherry_picks(&spec.cherry_picks).map_err(invalid)?;
+    // The local `file` transport only when the recipe itself names a local
+    // repository: otherwise an upstream repo's submodule URL could copy
+    // arbitrary git repositories of the build host into the package.
+    let local = spec.repository.starts_with('/') || spec.repository.starts_with("file://");
+    let allow = [(
+        "GIT_ALLOW_PROTOCOL",
+        if local {
+            "file:git:http:https:ssh"
+        } else {
+            REMOTE_PROTOCOLS
+        },
+    )];
 
     std::fs::create_dir_all(dest).map_err(|source| GitError::Io {
         what: "creating checkout destination",
@@ -234,7 +252,7 @@ pub fn git_checkout(spec: &GitCheckout, dest: &Path) -> Result<String, GitError>
     clone.push("--".into());
     clone.push(spec.repository.clone());
     clone.push(work.to_string_lossy().into_owned());
-    git(&clone, None, &[])?;
+    git(&clone, None, &allow)?;
 
     let reference;
     if let Some(tag) = tag {
@@ -247,16 +265,16 @@ pub fn git_checkout(spec: &GitCheckout, dest: &Path) -> Result<String, GitError>
         }
         let refspec = format!("+refs/tags/{tag}:refs/tags/{tag}");
         fetch.extend(["origin", refspec.as_str()]);
-        git(&fetch, Some(&work), &[])?;
+        git(&fetch, Some(&work), &allow)?;
         let peeled = format!("refs/tags/{tag}^{{commit}}");
         git(
             &["checkout", "--quiet", "--detach", peeled.as_str()],
             Some(&work),
-            &[],
+            &allow,
         )?;
-        let head = rev_parse(&work, "HEAD")?;
+        let head = rev_parse(&allow, &work, "HEAD")?;
         if let Some(want) = &expected {
-            let tag_object = rev_parse(&work, &format!("refs/tags/{tag}"))?;
+            let tag_object = rev_parse(&allow, &work, &format!("refs/tags/{tag}"))?;
             if *want != head && *want != tag_object {
                 return Err(GitError::CommitMismatch {
                     repository: spec.repository.clone(),
@@ -272,7 +290,7 @@ pub fn git_checkout(spec: &GitCheckout, dest: &Path) -> Result<String, GitError>
             Some(b) => format!("branch {b}"),
             None => "HEAD".to_string(),
         };
-        let head = rev_parse(&work, "HEAD")?;
+        let head = rev_parse(&allow, &work, "HEAD")?;
         if let Some(want) = expected.as_ref().filter(|w| **w != head) {
             let mismatch = |note| GitError::CommitMismatch {
                 repository: spec.repository.clone(),
@@ -289,7 +307,7 @@ pub fn git_checkout(spec: &GitCheckout, dest: &Path) -> Result<String, GitError>
             let ancestor = git(
                 &["merge-base", "--is-ancestor", want.as_str(), "HEAD"],
                 Some(&work),
-                &[],
+                &allow,
             );
             if ancestor.is_err() {
                 return Err(mismatch(
@@ -299,7 +317,7 @@ pub fn git_checkout(spec: &GitCheckout, dest: &Path) -> Result<String, GitError>
             git(
                 &["reset", "--quiet", "--hard", want.as_str()],
                 Some(&work),
-                &[],
+                &allow,
             )?;
         }
     }
@@ -307,32 +325,30 @@ pub fn git_checkout(spec: &GitCheckout, dest: &Path) -> Result<String, GitError>
         git(
             &["submodule", "update", "--quiet", "--init", "--recursive"],
             Some(&work),
-            &[],
+            &allow,
         )?;
     }
 
-    apply_cherry_picks(&work, &picks, spec.source_date_epoch)?;
-    let head = rev_parse(&work, "HEAD")?;
+    apply_cherry_picks(&allow, &work, &picks, spec.source_date_epoch)?;
+    let head = rev_parse(&allow, &work, "HEAD")?;
     move_entries(&work, dest)?;
     Ok(head)
 }
 
 fn apply_cherry_picks(
+    env: &[(&str, &str)],
     work: &Path,
     picks: &[CherryPick],
     epoch: Option<u64>,
 ) -> Result<(), GitError> {
     let date = format!("@{} +0000", epoch.unwrap_or(0).max(MIN_COMMIT_DATE));
-    let committer = [
-        ("GIT_COMMITTER_NAME", "pkgbuild"),
-        ("GIT_COMMITTER_EMAIL", "pkgbuild@localhost"),
-        ("GIT_COMMITTER_DATE", date.as_str()),
-    ];
+    let mut committer = env.to_vec();
+    committer.push(("GIT_COMMITTER_DATE", date.as_str()));
     let mut fetched: Vec<&str> = Vec::new();
     for pick in picks {
         if let Some(b) = pick.branch.as_deref() {
             if !fetched.contains(&b) {
-                let shallow = git(&["rev-parse", "--is-shallow-repository"], Some(work), &[])?;
+                let shallow = git(&["rev-parse", "--is-shallow-repository"], Some(work), env)?;
                 // Fetch into a remote-tracking ref: fetching into a local
                 // branch fails when that branch is the one checked out.
                 let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}");
@@ -341,7 +357,7 @@ fn apply_cherry_picks(
                     args.push("--unshallow");
                 }
                 args.extend(["origin", refspec.as_str()]);
-                git(&args, Some(work), &[])?;
+                git(&args, Some(work), env)?;
                 fetched.push(b);
             }
         }
@@ -381,11 +397,11 @@ fn move_entries(from: &Path, to: &Path) -> Result<(), GitError> {
     Ok(())
 }
 
-fn rev_parse(work: &Path, rev: &str) -> Result<String, GitError> {
+fn rev_parse(env: &[(&str, &str)], work: &Path, rev: &str) -> Result<String, GitError> {
     git(
         &["rev-parse", "--verify", "--end-of-options", rev],
         Some(work),
-        &[],
+        env,
     )
 }
 
@@ -414,7 +430,7 @@ fn git_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
         ("GIT_TERMINAL_PROMPT", "0"),
         ("GIT_CONFIG_NOSYSTEM", "1"),
         ("GIT_CONFIG_GLOBAL", "/dev/null"),
-        ("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh"),
+        ("GIT_ALLOW_PROTOCOL", REMOTE_PROTOCOLS),
         ("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
         ("GIT_AUTHOR_NAME", "pkgbuild"),
         ("GIT_AUTHOR_EMAIL", "pkgbuild@localhost"),
