@@ -177,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             build_options: args.build_options.clone(),
             vars_file: args.vars_file.clone(),
             secret_env: secret_env.clone(),
+            env_file: args.env_file.clone(),
             network: args.network,
             keep_workspace: args.keep_workspace,
             epoch,

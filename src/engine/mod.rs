@@ -46,6 +46,8 @@ pub struct BuildOptions {
     pub vars_file: Option<PathBuf>,
     /// Values from `--env-file`: reach the steps, never a package.
     pub secret_env: BTreeMap<String, String>,
+    /// The env file itself, kept out of the workspace copy.
+    pub env_file: Option<PathBuf>,
     pub network: bool,
     pub keep_workspace: bool,
     pub epoch: u64,
@@ -202,7 +204,9 @@ pub fn build(opts: &BuildOptions, key: &SigningKey, log: &BuildLog) -> anyhow::R
         .clone()
         .unwrap_or_else(|| default_source_dir(&opts.recipe, &main.name));
     if src_dir.is_dir() {
-        workspace::copy_source(&src_dir, &ws_dir, &[opts.out_dir.clone(), opts.cache_dir.clone()])
+        let mut exclude = vec![opts.out_dir.clone(), opts.cache_dir.clone()];
+        exclude.extend(opts.env_file.clone());
+        workspace::copy_source(&src_dir, &ws_dir, &exclude)
             .with_context(|| format!("{}: cannot copy sources into workspace", src_dir.display()))?;
     }
     let out_root = ws_dir.join("melange-out");
@@ -425,8 +429,22 @@ fn package_all(
             }
             .into());
         }
+    }
+    // A library directory named by any package's ld.so.conf.d counts for
+    // all of them, since they are installed together.
+    let mut lib_dirs = std::collections::BTreeSet::new();
+    for p in &plan.packages {
+        let root = out_root.join(&p.name);
+        lib_dirs.extend(
+            scan::ld_so_conf_dirs(&root)
+                .with_context(|| format!("{}: cannot read ld.so.conf.d", p.name))?,
+        );
+    }
+    let lib_dirs: Vec<String> = lib_dirs.into_iter().collect();
+    for p in &plan.packages {
+        let root = out_root.join(&p.name);
         let o = &p.options;
-        let result = scan::scan_tree(
+        let result = scan::scan_tree_with_lib_dirs(
             &root,
             &p.full_version,
             &scan::ScanOptions {
@@ -435,8 +453,12 @@ fn package_all(
                 no_commands: o.no_commands,
                 no_versioned_shlib_deps: o.no_versioned_shlib_deps,
             },
+            &lib_dirs,
         )
         .with_context(|| format!("{}: cannot scan package tree", p.name))?;
+        for w in &result.warnings {
+            log.warn(&format!("{}: {w}", p.name));
+        }
         scans.push(result);
     }
     let deps_in: Vec<scan::PackageDeps> = plan

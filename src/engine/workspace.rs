@@ -118,8 +118,8 @@ fn glob_to_regex(glob: &str) -> String {
 }
 
 /// Copy `src` into `dst` (which must exist), skipping ignored paths and
-/// any path in `exclude` (e.g. the output directory when it lies inside
-/// the source directory). Symlinks are recreated, never followed.
+/// any path in `exclude` (the output and cache directories and the env
+/// file, when they lie inside the source directory). Symlinks are recreated, never followed.
 pub fn copy_source(src: &Path, dst: &Path, exclude: &[PathBuf]) -> io::Result<u64> {
     let rules = match fs::read_to_string(src.join(".melangeignore")) {
         Ok(t) => IgnoreRules::parse(&t),
@@ -160,10 +160,10 @@ fn copy_dir(
         if rules.is_ignored(&child_rel, ft.is_dir()) {
             continue;
         }
+        if !ft.is_symlink() && exclude.iter().any(|x| fs::canonicalize(&from).is_ok_and(|c| &c == x)) {
+            continue;
+        }
         if ft.is_dir() {
-            if exclude.iter().any(|x| fs::canonicalize(&from).is_ok_and(|c| &c == x)) {
-                continue;
-            }
             fs::create_dir_all(&to)?;
             copy_dir(&from, &to, &child_rel, rules, exclude, copied)?;
             fs::set_permissions(&to, fs::Permissions::from_mode(meta.permissions().mode()))?;
@@ -209,12 +209,14 @@ mod tests {
         fs::write(s.join("a.c"), "int x;").unwrap();
         fs::write(s.join("sub/b.o"), "obj").unwrap();
         fs::write(s.join(".melangeignore"), "*.o\n").unwrap();
+        fs::write(s.join("secrets.env"), "TOKEN=x\n").unwrap();
         symlink("/etc/passwd", s.join("link")).unwrap();
-        copy_source(s, dst.path(), &[s.join("packages")]).unwrap();
+        copy_source(s, dst.path(), &[s.join("packages"), s.join("secrets.env")]).unwrap();
         let d = dst.path();
         assert_eq!(fs::read_to_string(d.join("a.c")).unwrap(), "int x;");
         assert!(!d.join("sub/b.o").exists());
         assert!(!d.join("packages").exists());
+        assert!(!d.join("secrets.env").exists());
         let meta = fs::symlink_metadata(d.join("link")).unwrap();
         assert!(meta.file_type().is_symlink());
         assert_eq!(fs::read_link(d.join("link")).unwrap(), Path::new("/etc/passwd"));
