@@ -23,16 +23,17 @@ else
   TREE=$WORK/tree
   mkdir -p "$TREE"
   SRC=$(rustc --print sysroot)/lib
-  # Whole files under 32 MB (rlibs, .so, scripts) in a stable order until
+  # Whole files under 64 MB (rlibs, rmeta, .so, scripts) in a stable order until
   # ~150 MB are copied.
   (cd "$SRC" && find . -type f -printf '%s %P\n' | LC_ALL=C sort -k2 |
-    awk '$1 < 32*1024*1024 { t += $1; if (t > 150*1024*1024) exit; print $2 }') > "$WORK/list"
+    awk '$1 < 64*1024*1024 { t += $1; if (t > 150*1024*1024) exit; print $2 }') > "$WORK/list"
   (cd "$SRC" && tar -cf - -T "$WORK/list") | (cd "$TREE" && tar -xf -)
 fi
 echo "tree: $TREE ($(du -sb "$TREE" | cut -f1) bytes, $(find "$TREE" -type f | wc -l) files), threads: $THREADS"
 
 now() { date +%s.%N; }
 median() { LC_ALL=C sort -g | sed -n 2p; }
+best() { LC_ALL=C sort -g | head -n1; }
 
 mkdir -p "$WORK/out"
 : > "$WORK/t_tar"; : > "$WORK/t_pkg"
@@ -53,7 +54,12 @@ T_TAR=$(median < "$WORK/t_tar")
 T_PKG=$(median < "$WORK/t_pkg")
 S_TAR=$(stat -c %s "$WORK/ref.tar.gz")
 S_PKG=$(stat -c %s "$WORK/out/bench-1.0-r0.apk")
+B_TAR=$(best < "$WORK/t_tar")
+B_PKG=$(best < "$WORK/t_pkg")
+# The machine is shared, so report best-of-3 (least disturbed) next to the median.
 printf 'median time: tar|gzip %.2fs, pkgbuild %.2fs -> ratio %.3f (goal <= 0.6)\n' \
   "$T_TAR" "$T_PKG" "$(echo "$T_PKG / $T_TAR" | bc -l)"
+printf 'best time:   tar|gzip %.2fs, pkgbuild %.2fs -> ratio %.3f\n' \
+  "$B_TAR" "$B_PKG" "$(echo "$B_PKG / $B_TAR" | bc -l)"
 printf 'size: tar.gz %d B, apk %d B -> ratio %.4f (goal <= 1.03)\n' \
   "$S_TAR" "$S_PKG" "$(echo "$S_PKG / $S_TAR" | bc -l)"
