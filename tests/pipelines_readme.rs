@@ -243,6 +243,8 @@ fn the_library_has_every_pipeline_recipes_rely_on() {
         "perl/make",
         "perl/cleanup",
         "npm/install",
+        "R/build",
+        "go/build/v2",
     ];
     let missing: Vec<&str> = expected
         .iter()
@@ -311,6 +313,7 @@ const WOLFI_WITH_KEYS: &[(&str, &[&str])] = &[
     ("meson/configure", &["opts"]),
     ("patch", &["patches", "series"]),
     ("python/import", &["python", "imports", "import"]),
+    ("R/build", &["package", "version"]),
     ("ruby/build", &["gem", "dir"]),
     ("ruby/install", &["gem", "version", "dir", "opts"]),
 ];
