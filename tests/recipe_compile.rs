@@ -190,7 +190,7 @@ fn vars_file_overrides_recipe_vars() {
 
 #[test]
 fn package_version_prints_name_version_release() {
-    let out = pkgbuild(&["package-version", RECIPE, "--pipeline-dir", PIPELINES]);
+    let out = pkgbuild(&["package-version", RECIPE]);
     assert!(
         out.status.success(),
         "{}",
