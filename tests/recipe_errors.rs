@@ -182,3 +182,46 @@ fn unknown_build_option_names_the_defined_ones() {
         "{stderr}"
     );
 }
+
+/// A seeded random loop: mangled recipes give errors, never panics.
+#[test]
+fn mutated_recipes_never_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let original = std::fs::read(root.join("tests/fixtures/recipes/full.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.yaml");
+    let opts = pkgbuild::plan::CompileOptions {
+        pipeline_dirs: vec![root.join(PIPELINES)],
+        ..Default::default()
+    };
+    let alphabet = b" \n:-'\"{}[]$|>&*!#%@.0a";
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut errors = 0;
+    for _ in 0..400 {
+        let mut bytes = original.clone();
+        for _ in 0..(1 + next() % 4) {
+            let i = (next() as usize) % bytes.len();
+            match next() % 3 {
+                0 => bytes[i] = alphabet[(next() as usize) % alphabet.len()],
+                1 => {
+                    bytes.remove(i);
+                }
+                _ => bytes.insert(i, alphabet[(next() as usize) % alphabet.len()]),
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        if let Err(e) = pkgbuild::plan::compile(&path, &opts) {
+            assert!(
+                e.to_string().starts_with(&path.display().to_string()) || e.file.ends_with(".yaml")
+            );
+            errors += 1;
+        }
+    }
+    assert!(errors > 0, "mutations should break some recipes");
+}

@@ -71,20 +71,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 #[derive(clap::Args, Debug)]
 pub struct PackageVersionArgs {
-    /// The recipe YAML file.
+    /// The recipe YAML file (only the recipe is read; pipelines are not needed).
     pub recipe: PathBuf,
-    #[command(flatten)]
-    pub flags: CompileFlags,
 }
 
 pub fn run_package_version(args: PackageVersionArgs) -> anyhow::Result<ExitCode> {
-    let opts = args.flags.options()?;
-    let plan = plan::compile(&args.recipe, &opts).map_err(input_error)?;
-    let main = plan
-        .packages
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("plan has no packages"))?;
+    let pv = plan::package_version(&args.recipe).map_err(input_error)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}-{}", main.name, main.full_version).context("writing output")?;
+    writeln!(out, "{pv}").context("writing output")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -42,6 +42,9 @@ pub type CompileError = RecipeError;
 
 /// `uses:` nesting deeper than this is treated as a loop.
 const MAX_USES_DEPTH: usize = 32;
+/// Chains of vars (or inputs) referring to each other stop here, so a
+/// hostile recipe cannot exhaust the stack.
+const MAX_REFERENCE_DEPTH: usize = 64;
 
 /// Compile the recipe at `recipe_path`.
 pub fn compile(recipe_path: &Path, opts: &CompileOptions) -> Result<Plan, CompileError> {
@@ -114,8 +117,24 @@ fn lenient(t: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
     if !t.contains("${{") {
         return t.to_string();
     }
-    let keep = |name: &str| Some(lookup(name).unwrap_or_else(|| format!("${{{{{name}}}}}")));
-    subst::substitute(t, &keep).unwrap_or_else(|_| t.to_string())
+    let mut out = String::with_capacity(t.len());
+    let mut pos = 0;
+    for (name, start) in subst::references(t) {
+        let Some(end) = t[start..].find("}}").map(|e| start + e + 2) else {
+            continue;
+        };
+        if start < pos {
+            continue;
+        }
+        out.push_str(&t[pos..start]);
+        match lookup(&name) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&t[start..end]),
+        }
+        pos = end;
+    }
+    out.push_str(&t[pos..]);
+    out
 }
 
 fn scope_lookup(scope: &Scope) -> impl Fn(&str) -> Option<String> + '_ {
@@ -204,27 +223,7 @@ pub(crate) fn compile_recipe(
     }
 
     let pkg = &recipe.package;
-    let lookup_none = |_: &str| None;
-    let name = strict(&src, &pkg.name, "package.name", &lookup_none)?;
-    if !validate::is_valid_package_name(&name) {
-        return Err(src.err(
-            pkg.name.pos,
-            format!("invalid package name `{name}`: must match ^[A-Za-z0-9][A-Za-z0-9._+-]*$"),
-        ));
-    }
-    let version = pkg.version.value.clone();
-    if version.is_empty() {
-        return Err(src.err(pkg.version.pos, "package.version must not be empty"));
-    }
-    if !validate::is_valid_version(&version) {
-        return Err(src.err(
-            pkg.version.pos,
-            format!(
-                "invalid version `{version}`: expected an apk version such as 1.2.3, 1.2.3a, 1.0_rc1 or 2.0_p1"
-            ),
-        ));
-    }
-    let epoch = pkg.epoch.value.clone();
+    let (name, version, epoch) = identity(&src, pkg, &recipe.vars)?;
     let full_version = format!("{version}-r{epoch}");
     let destdir = format!("{outdir}/{name}");
     let arch = opts.arch;
@@ -469,6 +468,54 @@ pub(crate) fn compile_recipe(
     })
 }
 
+/// The main package's checked name, version and epoch.
+/// Like melange, `vars` may appear in the name and version (one level, as written).
+fn identity(
+    src: &Source,
+    pkg: &model::Package,
+    vars: &TextMap,
+) -> Result<(String, String, String), RecipeError> {
+    let lk = |n: &str| {
+        let k = n.strip_prefix("vars.")?;
+        lookup(vars, k).map(|t| t.value.clone())
+    };
+    let name = strict(src, &pkg.name, "package.name", &lk)?;
+    if !validate::is_valid_package_name(&name) {
+        return Err(src.err(
+            pkg.name.pos,
+            format!("invalid package name `{name}`: must match ^[A-Za-z0-9][A-Za-z0-9._+-]*$"),
+        ));
+    }
+    let version = strict(src, &pkg.version, "package.version", &lk)?;
+    if version.is_empty() {
+        return Err(src.err(pkg.version.pos, "package.version must not be empty"));
+    }
+    if !validate::is_valid_version(&version) {
+        return Err(src.err(
+            pkg.version.pos,
+            format!(
+                "invalid version `{version}`: expected an apk version such as 1.2.3, 1.2.3a, 1.0_rc1 or 2.0_p1"
+            ),
+        ));
+    }
+    Ok((name, version, pkg.epoch.value.clone()))
+}
+
+/// `name-version-rEPOCH` of a recipe's main package. Only the recipe is
+/// read and checked; `uses:` pipelines are not needed.
+pub fn package_version(recipe_path: &Path) -> Result<String, CompileError> {
+    let file = recipe_path.display().to_string();
+    let text = read_bounded(recipe_path)?;
+    let tree = parse_yaml(&file, &text)?;
+    let recipe = model::decode_recipe(&file, &tree)?;
+    let src = Source {
+        name: file,
+        recipe: true,
+    };
+    let (name, version, epoch) = identity(&src, &recipe.package, &recipe.vars)?;
+    Ok(format!("{name}-{version}-r{epoch}"))
+}
+
 fn texts(v: &[Text]) -> Vec<String> {
     v.iter().map(|t| t.value.clone()).collect()
 }
@@ -522,6 +569,12 @@ fn resolve_vars(src: &Source, vars: &TextMap, scope: &mut Scope) -> Result<(), R
         };
         if stack.iter().any(|s| s == name) {
             return Err(src.err(t.pos, format!("`vars.{name}` refers to itself")));
+        }
+        if stack.len() >= MAX_REFERENCE_DEPTH {
+            return Err(src.err(
+                t.pos,
+                format!("`vars.{name}`: variables refer to each other too deeply"),
+            ));
         }
         stack.push(name.to_string());
         for (r, _) in subst::references(&t.value) {
@@ -1282,6 +1335,12 @@ fn resolve_inputs(
         if stack.contains(&i) {
             return Err(from.err(t.pos, format!("input `{k}` refers to itself")));
         }
+        if stack.len() >= MAX_REFERENCE_DEPTH {
+            return Err(from.err(
+                t.pos,
+                format!("input `{k}`: inputs refer to each other too deeply"),
+            ));
+        }
         stack.push(i);
         for (r, _) in subst::references(&t.value) {
             if let Some(dep) = r.strip_prefix("inputs.") {
@@ -1323,5 +1382,88 @@ fn environment_plan(
         },
         environment,
         accounts: env.accounts.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lic(license: &str) -> Copyright {
+        Copyright {
+            license: Text::new(license, Pos::default()),
+            ..Copyright::default()
+        }
+    }
+
+    fn group(op: &str, members: &[&str]) -> Copyright {
+        Copyright {
+            operator: Text::new(op, Pos::default()),
+            licenses: members.iter().map(|m| lic(m)).collect(),
+            ..Copyright::default()
+        }
+    }
+
+    #[test]
+    fn license_expression_joins_with_and_and_drops_duplicates() {
+        assert_eq!(license_expression(&[]), "");
+        assert_eq!(license_expression(&[lic("MIT")]), "MIT");
+        assert_eq!(
+            license_expression(&[lic("MIT"), lic("Apache-2.0"), lic("MIT")]),
+            "MIT AND Apache-2.0"
+        );
+    }
+
+    #[test]
+    fn license_groups_are_parenthesised_when_combined() {
+        assert_eq!(
+            license_expression(&[group("OR", &["MIT", "Apache-2.0"])]),
+            "MIT OR Apache-2.0"
+        );
+        assert_eq!(
+            license_expression(&[group("OR", &["MIT", "Apache-2.0"]), lic("BSD-3-Clause")]),
+            "(MIT OR Apache-2.0) AND BSD-3-Clause"
+        );
+        assert_eq!(
+            license_expression(&[group("OR", &["A", "B"]), group("OR", &["C", "D"])]),
+            "(A OR B) OR (C OR D)"
+        );
+    }
+
+    #[test]
+    fn working_directories_nest_under_the_parent_unless_absolute() {
+        assert_eq!(absolute_under("/home/build", "src"), "/home/build/src");
+        assert_eq!(absolute_under("/home/build", "./src/"), "/home/build/src");
+        assert_eq!(absolute_under("/home/build", "."), "/home/build");
+        assert_eq!(absolute_under("/home/build/a", "/opt"), "/opt");
+    }
+
+    #[test]
+    fn pipeline_names_cannot_escape() {
+        let src = Source {
+            name: "r.yaml".into(),
+            recipe: true,
+        };
+        for bad in ["../x", "/etc/x", "a/../b", "a//b", "", "a\\b", "./a"] {
+            assert!(
+                check_uses_name(&src, &Text::new(bad, Pos::default())).is_err(),
+                "{bad}"
+            );
+        }
+        for ok in ["fetch", "autoconf/make", "go/build/v2", "test/tw/ldd-check"] {
+            assert!(
+                check_uses_name(&src, &Text::new(ok, Pos::default())).is_ok(),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn lenient_substitution_keeps_unknown_references() {
+        let scope: Scope = [("a".to_string(), "1".to_string())].into();
+        let lk = scope_lookup(&scope);
+        assert_eq!(lenient("x ${{a}} ${{ b }} ${{", &lk), "x 1 ${{ b }} ${{");
+        assert_eq!(lenient("${{ a }}${{a b}}", &lk), "1${{a b}}");
+        assert_eq!(lenient("x ${{a}} ${{b}}", &lk), "x 1 ${{b}}");
     }
 }

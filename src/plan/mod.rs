@@ -15,7 +15,7 @@ use crate::recipe::model::{Accounts, Copyright, PackageOptions, SetCap};
 pub mod builtin;
 pub mod compile;
 
-pub use compile::{compile, CompileError};
+pub use compile::{compile, package_version, CompileError};
 
 /// Everything needed to build one recipe for one architecture.
 #[derive(Clone, Debug, Serialize)]
