@@ -465,6 +465,41 @@ impl<'a> Dx<'a> {
         })
     }
 
+    /// `fields`, or `any_fields` when `lenient`.
+    pub fn fields_unless<'n>(
+        &self,
+        lenient: bool,
+        node: &'n Node,
+        what: &str,
+        known: &[&str],
+    ) -> Result<Fields<'n>, RecipeError> {
+        if lenient {
+            self.any_fields(node, what)
+        } else {
+            self.fields(node, what, known)
+        }
+    }
+
+    /// Like `fields`, without checking the keys.
+    pub fn any_fields<'n>(&self, node: &'n Node, what: &str) -> Result<Fields<'n>, RecipeError> {
+        if node.is_null() {
+            return Ok(Fields {
+                pos: node.pos,
+                entries: &[],
+            });
+        }
+        match node.as_map() {
+            Some(entries) => Ok(Fields {
+                pos: node.pos,
+                entries,
+            }),
+            None => Err(self.err(
+                node.pos,
+                format!("`{what}` must be a mapping, found {}", node.kind()),
+            )),
+        }
+    }
+
     /// A scalar as text; null is "". Lists and maps are errors.
     pub fn text(&self, node: &Node, what: &str) -> Result<Text, RecipeError> {
         match &node.value {
@@ -1002,42 +1037,25 @@ pub fn decode_pipelines(
 
 /// Decode one step (or a whole pipeline file, which has the same shape).
 pub fn decode_pipeline(dx: &Dx, node: &Node, lenient: bool) -> Result<Pipeline, RecipeError> {
-    let f = if lenient {
-        match node.as_map() {
-            Some(entries) => Fields {
-                pos: node.pos,
-                entries,
-            },
-            None if node.is_null() => Fields {
-                pos: node.pos,
-                entries: &[],
-            },
-            None => {
-                return Err(dx.err(
-                    node.pos,
-                    format!("a pipeline must be a mapping, found {}", node.kind()),
-                ))
-            }
-        }
-    } else {
-        dx.fields(node, "pipeline", PIPELINE_KEYS)?
-    };
+    // Pipeline files are decoded without key checks, as melange does.
+    let f = dx.fields_unless(lenient, node, "pipeline", PIPELINE_KEYS)?;
     let needs_packages = match f.get("needs") {
         Some(n) => {
-            let nf = dx.fields(n, "needs", &["packages"])?;
+            let nf = dx.fields_unless(lenient, n, "needs", &["packages"])?;
             dx.list(nf.get("packages"), "needs.packages")?
         }
         None => Vec::new(),
     };
     let required_steps = match f.get("assertions") {
         Some(n) => {
-            let af = dx.fields(n, "assertions", &["required-steps"])?;
+            let af = dx.fields_unless(lenient, n, "assertions", &["required-steps"])?;
             dx.opt_text(&af, "required-steps")?
         }
         None => None,
     };
     if let Some(r) = f.get("retry") {
-        dx.fields(
+        dx.fields_unless(
+            lenient,
             r,
             "retry",
             &["attempts", "backoff", "initial-delay", "max-delay"],
@@ -1051,8 +1069,12 @@ pub fn decode_pipeline(dx: &Dx, node: &Node, lenient: bool) -> Result<Pipeline, 
             entries
                 .iter()
                 .map(|e| {
-                    let i =
-                        dx.fields(&e.value, "inputs", &["description", "default", "required"])?;
+                    let i = dx.fields_unless(
+                        lenient,
+                        &e.value,
+                        "inputs",
+                        &["description", "default", "required"],
+                    )?;
                     Ok((
                         Text::new(e.key.clone(), e.key_pos),
                         Input {
