@@ -85,7 +85,8 @@ impl Repo {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
                 on_wait();
-                file.lock().map_err(io_err(&path, "cannot lock repository"))?;
+                file.lock()
+                    .map_err(io_err(&path, "cannot lock repository"))?;
             }
             Err(fs::TryLockError::Error(e)) => {
                 return Err(io_err(&path, "cannot lock repository")(e));
@@ -139,7 +140,8 @@ impl Repo {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.extension().is_some_and(|x| x == "apk")
-                    && p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                    && p.file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
                     && fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
             })
             .collect();
@@ -158,12 +160,14 @@ impl Repo {
                 .flatten();
             match reuse {
                 Some(e) => entries.push(e.clone()),
-                None => entries.push(IndexEntry::from_package(path).map_err(|e| {
-                    RepoError::Index {
-                        path: path.clone(),
-                        source: e.into(),
-                    }
-                })?),
+                None => {
+                    entries.push(
+                        IndexEntry::from_package(path).map_err(|e| RepoError::Index {
+                            path: path.clone(),
+                            source: e.into(),
+                        })?,
+                    )
+                }
             }
         }
         let description = description

@@ -46,7 +46,12 @@ fn example_builds_into_a_signed_repository_with_split_subpackages() {
 
     let v = verify(&[main.clone(), dev.clone(), doc.clone(), index.clone()]);
     assert_ok(&v);
-    assert_eq!(String::from_utf8_lossy(&v.stdout).matches(": OK").count(), 4, "{}", show(&v));
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout).matches(": OK").count(),
+        4,
+        "{}",
+        show(&v)
+    );
 
     // The program and the versioned library stay in the main package.
     let e = entries(&main);
@@ -54,16 +59,26 @@ fn example_builds_into_a_signed_repository_with_split_subpackages() {
     assert_eq!(e["usr/bin/hello"].kind, '0');
     assert!(e.contains_key("usr/lib/libgreet.so.1.2.0"));
     assert_eq!(e["usr/lib/libgreet.so.1"].kind, '2');
-    assert!(!e.contains_key("usr/include/greet.h"), "headers must move to -dev");
-    assert!(!e.contains_key("usr/share/man/man1/hello.1"), "man page must move to -doc");
+    assert!(
+        !e.contains_key("usr/include/greet.h"),
+        "headers must move to -dev"
+    );
+    assert!(
+        !e.contains_key("usr/share/man/man1/hello.1"),
+        "man page must move to -doc"
+    );
     assert!(e.contains_key(".melange.yaml"));
     assert!(
-        e.keys().any(|k| k.starts_with("var/lib/db/sbom/hello-1.2.0-r0.spdx.json")),
+        e.keys()
+            .any(|k| k.starts_with("var/lib/db/sbom/hello-1.2.0-r0.spdx.json")),
         "no SBOM"
     );
     for (path, entry) in &e {
         if entry.kind == '0' && !path.starts_with('.') {
-            assert!(entry.pax.contains_key("APK-TOOLS.checksum.SHA1"), "{path} has no checksum");
+            assert!(
+                entry.pax.contains_key("APK-TOOLS.checksum.SHA1"),
+                "{path} has no checksum"
+            );
         }
     }
 
@@ -72,7 +87,9 @@ fn example_builds_into_a_signed_repository_with_split_subpackages() {
     assert!(dev_e.contains_key("usr/lib/pkgconfig/greet.pc"));
     let doc_e = entries(&doc);
     assert!(
-        doc_e.keys().any(|k| k.starts_with("usr/share/man/man1/hello.1")),
+        doc_e
+            .keys()
+            .any(|k| k.starts_with("usr/share/man/man1/hello.1")),
         "{:?}",
         doc_e.keys().collect::<Vec<_>>()
     );
@@ -81,22 +98,42 @@ fn example_builds_into_a_signed_repository_with_split_subpackages() {
     // package depends on its declared runtime dependency.
     let info = pkginfo(&main);
     let provides = &info["provides"];
-    assert!(provides.contains(&"so:libgreet.so.1=1.2.0".to_string()), "{provides:?}");
-    assert!(provides.contains(&"cmd:hello=1.2.0-r0".to_string()), "{provides:?}");
+    assert!(
+        provides.contains(&"so:libgreet.so.1=1.2.0".to_string()),
+        "{provides:?}"
+    );
+    assert!(
+        provides.contains(&"cmd:hello=1.2.0-r0".to_string()),
+        "{provides:?}"
+    );
     assert_eq!(info["builddate"], vec![EPOCH.to_string()]);
     assert_eq!(info["license"], vec!["MIT".to_string()]);
     let dev_info = pkginfo(&dev);
-    assert!(dev_info["depend"].contains(&"hello".to_string()), "{dev_info:?}");
-    assert!(dev_info["provides"].iter().any(|p| p.starts_with("pc:greet=")), "{dev_info:?}");
+    assert!(
+        dev_info["depend"].contains(&"hello".to_string()),
+        "{dev_info:?}"
+    );
+    assert!(
+        dev_info["provides"]
+            .iter()
+            .any(|p| p.starts_with("pc:greet=")),
+        "{dev_info:?}"
+    );
 
     let text = index_text(&index);
     for name in ["hello", "hello-dev", "hello-doc"] {
-        assert!(text.contains(&format!("\nP:{name}\n")), "{name} not indexed:\n{text}");
+        assert!(
+            text.contains(&format!("\nP:{name}\n")),
+            "{name} not indexed:\n{text}"
+        );
     }
     assert!(text.ends_with("\n\n"));
 
     let log = out.join("logs/hello-1.2.0-r0.log");
-    assert!(fs::read_to_string(&log).unwrap().contains("hello/Build"), "log lacks step output");
+    assert!(
+        fs::read_to_string(&log).unwrap().contains("hello/Build"),
+        "log lacks step output"
+    );
 }
 
 #[test]
@@ -148,11 +185,26 @@ fn example_tarball() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let top = dir.path().join("hello-1.2.0");
     fs::create_dir_all(&top).unwrap();
-    for f in ["Makefile", "greet.c", "greet.h", "hello.c", "hello.1", "greet.pc.in"] {
+    for f in [
+        "Makefile",
+        "greet.c",
+        "greet.h",
+        "hello.c",
+        "hello.1",
+        "greet.pc.in",
+    ] {
         fs::copy(repo_root().join("examples/hello").join(f), top.join(f)).unwrap();
     }
     let out = Command::new("tar")
-        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-czf", "-", "hello-1.2.0"])
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "-czf",
+            "-",
+            "hello-1.2.0",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -162,7 +214,10 @@ fn example_tarball() -> Vec<u8> {
 
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn fetch_recipe(dir: &Path, url: &str, sha: &str) -> PathBuf {
@@ -203,7 +258,7 @@ fn fetches_a_tarball_from_a_local_http_server_and_checks_its_digest() {
     let out = tmp.path().join("repo");
     assert_ok(&build(&recipe, &out, &[]));
     let pkg = apk(&out, "greet-1.2.0-r1.apk");
-    assert_ok(&verify(&[pkg.clone()]));
+    assert_ok(&verify(std::slice::from_ref(&pkg)));
     assert!(entries(&pkg).contains_key("usr/bin/hello"));
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
@@ -225,8 +280,14 @@ fn wrong_checksum_fails_before_any_step_and_leaves_the_repository_unchanged() {
     let res = build(&recipe, &out, &[]);
     assert_eq!(res.status.code(), Some(1), "{}", show(&res));
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains(&wrong) && err.contains(&good), "both digests must be shown:\n{err}");
-    assert!(!err.contains("==> greet/"), "a step ran before the checksum check:\n{err}");
+    assert!(
+        err.contains(&wrong) && err.contains(&good),
+        "both digests must be shown:\n{err}"
+    );
+    assert!(
+        !err.contains("==> greet/"),
+        "a step ran before the checksum check:\n{err}"
+    );
     assert_eq!(snapshot(&out.join(arch())), before, "repository changed");
 }
 
@@ -235,7 +296,14 @@ fn git_checkout_source_is_cloned_on_the_host_and_checked() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("upstream");
     fs::create_dir_all(&src).unwrap();
-    for f in ["Makefile", "greet.c", "greet.h", "hello.c", "hello.1", "greet.pc.in"] {
+    for f in [
+        "Makefile",
+        "greet.c",
+        "greet.h",
+        "hello.c",
+        "hello.1",
+        "greet.pc.in",
+    ] {
         fs::copy(repo_root().join("examples/hello").join(f), src.join(f)).unwrap();
     }
     let git = |args: &[&str]| {
@@ -377,7 +445,9 @@ pipeline:
     assert_ok(&res);
     let bytes = fs::read(apk(&out, "secretive-1.0.0-r0.apk")).unwrap();
     let mut raw = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut raw).unwrap();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_end(&mut raw)
+        .unwrap();
     assert!(
         !raw.windows(b"s3cr3t".len()).any(|w| w == b"s3cr3t"),
         "env-file value leaked into the package"
@@ -401,8 +471,16 @@ fn sandbox_blocks_loopback_network_and_writes_outside_the_workspace() {
         ),
     );
     let res = build(&net, &tmp.path().join("repo"), &["--runner", "bwrap"]);
-    assert_eq!(res.status.code(), Some(1), "connection must fail\n{}", show(&res));
-    assert!(listener.accept().is_err(), "the sandbox reached a loopback server");
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "connection must fail\n{}",
+        show(&res)
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox reached a loopback server"
+    );
 
     let marker = tmp.path().join("escaped");
     let write = write_recipe(

@@ -112,7 +112,9 @@ pub fn parse_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let input = |e: anyhow::Error| crate::cli::input_error(e);
     let arch = match &args.arch {
-        Some(a) => Arch::parse(a).ok_or_else(|| input(anyhow::anyhow!("unknown architecture {a:?}")))?,
+        Some(a) => {
+            Arch::parse(a).ok_or_else(|| input(anyhow::anyhow!("unknown architecture {a:?}")))?
+        }
         None => Arch::host().context("cannot tell the host architecture; pass --arch")?,
     };
     let runner = match args.runner {
@@ -165,7 +167,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Verbosity::Normal
     };
     for recipe in &args.recipes {
-        let (epoch, _) = epoch::resolve(args.build_date.as_deref(), env_var, recipe).map_err(|e| input(e.into()))?;
+        let (epoch, _) = epoch::resolve(args.build_date.as_deref(), env_var, recipe)
+            .map_err(|e| input(e.into()))?;
         let opts = BuildOptions {
             recipe: recipe.clone(),
             out_dir: args.out_dir.clone(),

@@ -120,7 +120,11 @@ mod tests {
     #[test]
     fn flag_wins_over_environment() {
         let env = |_: &str| Some("5".to_string());
-        let r = resolve(Some("2023-11-14T22:13:20Z"), env, Path::new("/nonexistent/r.yaml"));
+        let r = resolve(
+            Some("2023-11-14T22:13:20Z"),
+            env,
+            Path::new("/nonexistent/r.yaml"),
+        );
         assert_eq!(r.unwrap(), (1700000000, EpochSource::Flag));
     }
 
@@ -137,7 +141,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path().join("r.yaml");
         std::fs::write(&r, "x").unwrap();
-        assert_eq!(resolve(None, |_| Some(String::new()), &r).unwrap(), (0, EpochSource::Zero));
+        assert_eq!(
+            resolve(None, |_| Some(String::new()), &r).unwrap(),
+            (0, EpochSource::Zero)
+        );
         assert_eq!(resolve(None, no_env, &r).unwrap().0, 0);
     }
 
@@ -158,8 +165,19 @@ mod tests {
         };
         git(&["init", "-q"]);
         git(&["add", "r.yaml"]);
-        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "r"]);
-        assert_eq!(resolve(None, no_env, &r).unwrap(), (1600000000, EpochSource::GitCommit));
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "r",
+        ]);
+        assert_eq!(
+            resolve(None, no_env, &r).unwrap(),
+            (1600000000, EpochSource::GitCommit)
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ pub fn default_key_dir(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> 
     let base = env("XDG_CONFIG_HOME")
         .filter(|v| v.starts_with('/'))
         .map(PathBuf::from)
-        .or_else(|| env("HOME").filter(|h| !h.is_empty()).map(|h| Path::new(&h).join(".config")))?;
+        .or_else(|| {
+            env("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| Path::new(&h).join(".config"))
+        })?;
     Some(base.join("pkgbuild").join("keys"))
 }
 
@@ -48,10 +52,14 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<DefaultKey> {
             });
         }
     }
-    fs::create_dir_all(dir).with_context(|| format!("{}: cannot create key directory", dir.display()))?;
+    fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create key directory", dir.display()))?;
     let pair = sign::generate(4096)?;
     let fp = Sha256::digest(pair.public_pem.as_bytes());
-    let name = format!("local-{:02x}{:02x}{:02x}{:02x}.rsa", fp[0], fp[1], fp[2], fp[3]);
+    let name = format!(
+        "local-{:02x}{:02x}{:02x}{:02x}.rsa",
+        fp[0], fp[1], fp[2], fp[3]
+    );
     let private_path = dir.join(&name);
     let public_path = dir.join(format!("{name}.pub"));
     crate::atomic::write(&public_path, 0o644, pair.public_pem.as_bytes())
@@ -78,9 +86,15 @@ mod tests {
             "HOME" => Some("/home/u".to_string()),
             _ => None,
         };
-        assert_eq!(default_key_dir(env).unwrap(), Path::new("/x/cfg/pkgbuild/keys"));
+        assert_eq!(
+            default_key_dir(env).unwrap(),
+            Path::new("/x/cfg/pkgbuild/keys")
+        );
         let env = |k: &str| (k == "HOME").then(|| "/home/u".to_string());
-        assert_eq!(default_key_dir(env).unwrap(), Path::new("/home/u/.config/pkgbuild/keys"));
+        assert_eq!(
+            default_key_dir(env).unwrap(),
+            Path::new("/home/u/.config/pkgbuild/keys")
+        );
         assert!(default_key_dir(|_| None).is_none());
     }
 }

@@ -125,7 +125,11 @@ fn flatten<'a>(
 }
 
 /// Build one recipe. `key` signs packages and index.
-pub fn build(opts: &BuildOptions, key: &SigningKey, log: &BuildLog) -> anyhow::Result<BuildSummary> {
+pub fn build(
+    opts: &BuildOptions,
+    key: &SigningKey,
+    log: &BuildLog,
+) -> anyhow::Result<BuildSummary> {
     let runner_root = match opts.runner {
         RunnerKind::Bwrap => "/home/build".to_string(),
         RunnerKind::Host => String::new(),
@@ -161,9 +165,7 @@ pub fn build(opts: &BuildOptions, key: &SigningKey, log: &BuildLog) -> anyhow::R
         .join("logs")
         .join(format!("{}-{}.log", main.name, main.full_version));
 
-    if !main.target_architecture.is_empty()
-        && !crate::arch::matches_target_architecture(&main.target_architecture, opts.arch)
-    {
+    if !plan.builds_for_arch {
         let why = format!(
             "{}: not built for {} (target-architecture: {})",
             main.name,
@@ -197,7 +199,14 @@ pub fn build(opts: &BuildOptions, key: &SigningKey, log: &BuildLog) -> anyhow::R
     // Sources first: a wrong checksum or commit stops the build here.
     let sources_dir = workspace.path().join("sources");
     fs::create_dir_all(&sources_dir)?;
-    let prepared = sources::prepare(&plan, &opts.cache_dir, &sources_dir, opts.runner, opts.epoch, log)?;
+    let prepared = sources::prepare(
+        &plan,
+        &opts.cache_dir,
+        &sources_dir,
+        opts.runner,
+        opts.epoch,
+        log,
+    )?;
 
     let src_dir = opts
         .source_dir
@@ -206,8 +215,9 @@ pub fn build(opts: &BuildOptions, key: &SigningKey, log: &BuildLog) -> anyhow::R
     if src_dir.is_dir() {
         let mut exclude = vec![opts.out_dir.clone(), opts.cache_dir.clone()];
         exclude.extend(opts.env_file.clone());
-        workspace::copy_source(&src_dir, &ws_dir, &exclude)
-            .with_context(|| format!("{}: cannot copy sources into workspace", src_dir.display()))?;
+        workspace::copy_source(&src_dir, &ws_dir, &exclude).with_context(|| {
+            format!("{}: cannot copy sources into workspace", src_dir.display())
+        })?;
     }
     let out_root = ws_dir.join("melange-out");
     for p in &plan.packages {
@@ -243,7 +253,8 @@ pub fn build(opts: &BuildOptions, key: &SigningKey, log: &BuildLog) -> anyhow::R
         }
     };
 
-    let lock = repo.lock(|| log.info("waiting for another build to release the repository lock"))?;
+    let lock =
+        repo.lock(|| log.info("waiting for another build to release the repository lock"))?;
     let published = repo.publish(&written, Some(key), opts.description.as_deref(), &lock)?;
     drop(lock);
     for p in &published {
@@ -414,7 +425,11 @@ fn package_all(
         .with_context(|| format!("{}: cannot lint package tree", p.name))?;
         let mut required = Vec::new();
         for f in &findings {
-            let place = f.path.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+            let place = f
+                .path
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             let text = format!("{}: [{}] {}{}", p.name, f.linter, f.message, place);
             match f.level {
                 lint::Level::Required => required.push(text),
@@ -524,8 +539,16 @@ fn package_all(
                 depends,
                 provides: deps.provides.clone(),
                 replaces: p.dependencies.replaces.clone(),
-                provider_priority: p.dependencies.provider_priority.as_deref().and_then(|v| v.parse().ok()),
-                replaces_priority: p.dependencies.replaces_priority.as_deref().and_then(|v| v.parse().ok()),
+                provider_priority: p
+                    .dependencies
+                    .provider_priority
+                    .as_deref()
+                    .and_then(|v| v.parse().ok()),
+                replaces_priority: p
+                    .dependencies
+                    .replaces_priority
+                    .as_deref()
+                    .and_then(|v| v.parse().ok()),
                 triggers: p
                     .scriptlets
                     .trigger

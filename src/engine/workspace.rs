@@ -160,7 +160,11 @@ fn copy_dir(
         if rules.is_ignored(&child_rel, ft.is_dir()) {
             continue;
         }
-        if !ft.is_symlink() && exclude.iter().any(|x| fs::canonicalize(&from).is_ok_and(|c| &c == x)) {
+        if !ft.is_symlink()
+            && exclude
+                .iter()
+                .any(|x| fs::canonicalize(&from).is_ok_and(|c| &c == x))
+        {
             continue;
         }
         if ft.is_dir() {
@@ -219,6 +223,9 @@ mod tests {
         assert!(!d.join("secrets.env").exists());
         let meta = fs::symlink_metadata(d.join("link")).unwrap();
         assert!(meta.file_type().is_symlink());
-        assert_eq!(fs::read_link(d.join("link")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(
+            fs::read_link(d.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
     }
 }

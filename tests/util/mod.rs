@@ -30,7 +30,11 @@ pub fn test_key() -> &'static Path {
             .arg(&key)
             .output()
             .unwrap();
-        assert!(out.status.success(), "keygen failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keygen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (dir, key)
     })
     .1
@@ -140,7 +144,10 @@ pub fn entries(apk: &Path) -> BTreeMap<String, Entry> {
                 kind: h.entry_type().as_byte() as char,
                 mode: h.mode().unwrap(),
                 size: h.size().unwrap(),
-                link: e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned()),
+                link: e
+                    .link_name()
+                    .unwrap()
+                    .map(|l| l.to_string_lossy().into_owned()),
                 content,
                 pax,
             },
@@ -191,7 +198,10 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 walk(base, &p, out);
             } else {
-                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&p).unwrap_or_default());
+                out.insert(
+                    p.strip_prefix(base).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap_or_default(),
+                );
             }
         }
     }
@@ -207,7 +217,10 @@ pub fn bwrap_or_skip() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        assert!(std::env::var_os("CI").is_none(), "bubblewrap is required under CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "bubblewrap is required under CI"
+        );
         eprintln!("skipped: bubblewrap not usable here");
     }
     ok
