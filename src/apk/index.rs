@@ -178,7 +178,9 @@ impl Index {
             )));
         }
         if head.end != size {
-            return Err(read_err(ReadError::TrailingGarbage(size - head.end)));
+            return Err(read_err(ReadError::TrailingGarbage(
+                size.saturating_sub(head.end),
+            )));
         }
         let tar = read::read_index_tar(&head.tar).map_err(read_err)?;
         Self::from_tar(tar).map_err(|e| match e {

@@ -91,7 +91,9 @@ pub fn resign_index(path: &Path, sign: &SignOptions) -> Result<(), ResignError> 
         });
     }
     if head.end != size {
-        return Err(read_err(ReadError::TrailingGarbage(size - head.end)));
+        return Err(read_err(ReadError::TrailingGarbage(
+            size.saturating_sub(head.end),
+        )));
     }
     let tar = read::read_index_tar(&head.tar).map_err(read_err)?;
     let index = Index::from_tar(tar).map_err(|e: IndexError| ResignError::NotAnIndex {

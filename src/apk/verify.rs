@@ -189,7 +189,7 @@ impl Layout {
 
 fn check_index(head: Head, size: u64) -> Result<(), VerifyError> {
     if head.end != size {
-        let rest = size - head.end;
+        let rest = size.saturating_sub(head.end);
         return Err(ReadError::TrailingGarbage(rest).into());
     }
     let tar = read::read_index_tar(&head.tar)?;

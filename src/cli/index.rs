@@ -43,6 +43,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     }
+    if let Some(a) = &args.arch {
+        // apk builds download URLs from `A:`; keep it a plain path segment.
+        let plain = !a.is_empty() && a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if !plain {
+            return Err(input_error(anyhow::anyhow!(
+                "--arch {a:?}: expected an architecture name such as x86_64 or aarch64"
+            )));
+        }
+    }
     let key = args
         .signing_key
         .as_deref()
