@@ -180,11 +180,9 @@ fn serve(body: Vec<u8>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>)
     (port, hits)
 }
 
-/// A release tarball of the example project, as upstreams publish them.
-fn example_tarball() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let top = dir.path().join("hello-1.2.0");
-    fs::create_dir_all(&top).unwrap();
+/// The example project's source files (not its recipe) copied to `dst`.
+fn copy_example_sources(dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
     for f in [
         "Makefile",
         "greet.c",
@@ -193,8 +191,14 @@ fn example_tarball() -> Vec<u8> {
         "hello.1",
         "greet.pc.in",
     ] {
-        fs::copy(repo_root().join("examples/hello").join(f), top.join(f)).unwrap();
+        fs::copy(repo_root().join("examples/hello").join(f), dst.join(f)).unwrap();
     }
+}
+
+/// A release tarball of the example project, as upstreams publish them.
+fn example_tarball() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    copy_example_sources(&dir.path().join("hello-1.2.0"));
     let out = Command::new("tar")
         .args([
             "--sort=name",
@@ -295,17 +299,7 @@ fn wrong_checksum_fails_before_any_step_and_leaves_the_repository_unchanged() {
 fn git_checkout_source_is_cloned_on_the_host_and_checked() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("upstream");
-    fs::create_dir_all(&src).unwrap();
-    for f in [
-        "Makefile",
-        "greet.c",
-        "greet.h",
-        "hello.c",
-        "hello.1",
-        "greet.pc.in",
-    ] {
-        fs::copy(repo_root().join("examples/hello").join(f), src.join(f)).unwrap();
-    }
+    copy_example_sources(&src);
     let git = |args: &[&str]| {
         let o = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
