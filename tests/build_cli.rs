@@ -476,6 +476,23 @@ fn sandbox_blocks_loopback_network_and_writes_outside_the_workspace() {
         "the sandbox reached a loopback server"
     );
 
+    // The user's home is not visible: a secret there cannot be read.
+    let home = tmp.path().join("home-with-secret");
+    fs::create_dir_all(&home).unwrap();
+    let secret = home.join("secret.txt");
+    fs::write(&secret, "top secret\n").unwrap();
+    let read = write_recipe(
+        tmp.path(),
+        "peek",
+        &format!(
+            "package:\n  name: peek\n  version: 1.0.0\n  epoch: 0\n  description: p\npipeline:\n  - runs: cat {}\n",
+            secret.display()
+        ),
+    );
+    let res = build(&read, &tmp.path().join("repo-peek"), &["--runner", "bwrap"]);
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    assert!(!String::from_utf8_lossy(&res.stderr).contains("top secret"));
+
     let marker = tmp.path().join("escaped");
     let write = write_recipe(
         tmp.path(),
@@ -563,4 +580,50 @@ fn concurrent_builds_into_one_repository_keep_every_package() {
     for i in 0..4 {
         assert!(text.contains(&format!("\nP:c{i}\n")), "c{i} lost:\n{text}");
     }
+}
+
+#[test]
+fn a_killed_build_leaves_the_repository_exactly_as_it_was() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("repo");
+    assert_ok(&build(&example_recipe(), &out, &[]));
+    let before = snapshot(&out.join(arch()));
+    let recipe = write_recipe(
+        tmp.path(),
+        "slow",
+        "package:\n  name: slow\n  version: 1.0.0\n  epoch: 0\n  description: s\npipeline:\n  - name: wait\n    runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/slow\n      echo started\n      sleep 60\n",
+    );
+    let home = out.with_extension("home");
+    let mut child = Command::new(bin())
+        .arg("build")
+        .arg(&recipe)
+        .arg("--out-dir")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(test_key())
+        .arg("--cache-dir")
+        .arg(home.join("cache"))
+        .env("HOME", &home)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for line in std::io::BufReader::new(stderr).lines() {
+        if line.unwrap().contains("started") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        snapshot(&out.join(arch())),
+        before,
+        "a killed build changed the repository"
+    );
+    // The next build still publishes into it cleanly.
+    assert_ok(&build(&example_recipe(), &out, &[]));
+    assert_ok(&verify(&[apk(&out, "APKINDEX.tar.gz")]));
 }
