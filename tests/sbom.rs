@@ -52,6 +52,7 @@ fn base<'a>(license: &'a str, sources: &'a [SourceRef]) -> SbomInput<'a> {
         sources,
         epoch: 1_700_000_000,
         description: "prints a friendly greeting",
+        build_environment: &[],
     }
 }
 
@@ -253,6 +254,11 @@ fn odd_names_urls_and_hosts_still_validate() {
             branch: None,
         },
     ];
+    let env = vec![
+        "go>=1.22".to_string(),
+        "busybox=1.36.1-r0".to_string(),
+        "g++".to_string(),
+    ];
     let input = SbomInput {
         name: "g++_x-libs",
         full_version: "1.0_rc1+git2-r0",
@@ -266,6 +272,7 @@ fn odd_names_urls_and_hosts_still_validate() {
         sources: &local,
         epoch: 0,
         description: "",
+        build_environment: &env,
     };
     let bytes = sbom::render(&input);
     let doc = check_structure(&bytes);
@@ -463,4 +470,42 @@ fn validator_rejects_a_broken_document() {
         assert!(!ok, "pyspdxtools accepted broken document {label}");
         assert!(text.contains("invalid"), "{label}: {text}");
     }
+}
+
+#[test]
+fn build_environment_packages_are_build_dependencies_of_the_apk() {
+    let env = vec![
+        "build-base".to_string(),
+        "busybox=1.36.1-r0".to_string(),
+        "go>=1.22".to_string(),
+    ];
+    let mut input = base("MIT", &[]);
+    input.build_environment = &env;
+    let bytes = sbom::render(&input);
+    let doc = check_structure(&bytes);
+    validate_all(&[("build-env".into(), bytes.clone())]);
+    let packages = doc["packages"].as_array().unwrap();
+    let find = |name: &str| {
+        packages
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no package {name}"))
+    };
+    assert_eq!(find("busybox")["versionInfo"], "1.36.1-r0");
+    assert!(
+        find("go").get("versionInfo").is_none(),
+        "a range is not a version"
+    );
+    assert!(find("build-base").get("versionInfo").is_none());
+    let apk_id = packages[0]["SPDXID"].as_str().unwrap();
+    let build_deps: Vec<&str> = doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["relationshipType"] == "BUILD_DEPENDENCY_OF" && r["relatedSpdxElement"] == apk_id
+        })
+        .map(|r| r["spdxElementId"].as_str().unwrap())
+        .collect();
+    assert_eq!(build_deps.len(), 3, "{build_deps:?}");
 }

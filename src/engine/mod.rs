@@ -509,6 +509,7 @@ fn package_all(
                 sources: &prepared.sbom_sources,
                 epoch: opts.epoch,
                 description: &p.description,
+                build_environment: &plan.environment.contents.packages,
             });
             let sbom_file = root.join(&sbom_rel);
             if let Some(dir) = sbom_file.parent() {

@@ -67,6 +67,10 @@ pub struct SbomInput<'a> {
     /// SOURCE_DATE_EPOCH in seconds: the document's creation time.
     pub epoch: u64,
     pub description: &'a str,
+    /// The recipe's `environment.contents.packages` (dependency strings such
+    /// as `build-base` or `go>=1.22`): recorded as build dependencies of the
+    /// apk, since they are what the recipe was written to build with.
+    pub build_environment: &'a [String],
 }
 
 /// Where the SBOM lives inside the package, relative to its root:
@@ -156,7 +160,7 @@ struct Package {
     #[serde(rename = "SPDXID")]
     spdx_id: String,
     name: String,
-    #[serde(rename = "versionInfo")]
+    #[serde(rename = "versionInfo", skip_serializing_if = "String::is_empty")]
     version_info: String,
     #[serde(rename = "filesAnalyzed")]
     files_analyzed: bool,
@@ -249,6 +253,16 @@ fn build(input: &SbomInput) -> (Vec<u8>, Vec<String>) {
             element: apk_id.clone(),
             kind: "GENERATED_FROM",
             related: pkg.spdx_id.clone(),
+        });
+        packages.push(pkg);
+    }
+
+    for dep in input.build_environment {
+        let pkg = build_env_package(input, dep, &mut ids);
+        relationships.push(Relationship {
+            element: pkg.spdx_id.clone(),
+            kind: "BUILD_DEPENDENCY_OF",
+            related: apk_id.clone(),
         });
         packages.push(pkg);
     }
@@ -537,6 +551,49 @@ fn parse_repo(repository: &str) -> Repo {
             owner: String::new(),
             name: name.to_string(),
         },
+    }
+}
+
+/// A package of the build environment, known only by the dependency string
+/// the recipe gave (`name`, or `name<op>version`).
+fn build_env_package(input: &SbomInput, dep: &str, ids: &mut IdAllocator) -> Package {
+    let dep = dep.trim();
+    let split = dep.find(['<', '>', '=', '~']).unwrap_or(dep.len());
+    let name = dep[..split].to_string();
+    let constraint = dep[split..]
+        .trim_start_matches(['<', '>', '=', '~'])
+        .to_string();
+    let ns = Some(input.namespace).filter(|n| !n.is_empty());
+    let mut q = BTreeMap::new();
+    if !input.arch.is_empty() {
+        q.insert("arch", input.arch.to_string());
+    }
+    Package {
+        spdx_id: ids.claim(&format!("SPDXRef-BuildEnv-{name}")),
+        name: name.clone(),
+        // Only an exact pin names the version; a range says nothing certain.
+        version_info: if dep[split..].starts_with('=') {
+            constraint.clone()
+        } else {
+            String::new()
+        },
+        files_analyzed: false,
+        license_concluded: NOASSERTION,
+        license_declared: NOASSERTION.to_string(),
+        description: None,
+        download_location: NOASSERTION.to_string(),
+        homepage: None,
+        source_info: Some(format!("build environment package `{dep}`")),
+        originator: NOASSERTION.to_string(),
+        supplier: NOASSERTION.to_string(),
+        copyright_text: None,
+        checksums: Vec::new(),
+        external_refs: vec![ExternalRef {
+            category: "PACKAGE-MANAGER",
+            locator: make_purl("apk", ns, &name, "", &q),
+            kind: "purl",
+        }],
+        purpose: Some("APPLICATION"),
     }
 }
 
