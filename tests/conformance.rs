@@ -242,6 +242,11 @@ fn feature_tree(root: &Path) {
     file("usr/lib/hello/private/data.bin", &[0u8, 1, 2, 255], 0o640);
     file("etc/hello/empty.conf", b"", 0o644);
     file("etc/hello/xattr.conf", b"key=value\n", 0o644);
+    // Spans many parallel-gzip chunks, with back-references across them.
+    let text: String = (0..60_000u32)
+        .map(|i| format!("line {i} {}\n", i.wrapping_mul(2_654_435_761) % 977))
+        .collect();
+    file("usr/lib/hello/big.txt", text.as_bytes(), 0o644);
     fs::hard_link(root.join("usr/bin/hello"), root.join("usr/bin/hello-hard")).unwrap();
     std::os::unix::fs::symlink("hello", root.join("usr/bin/hello-link")).unwrap();
     // Long symlink target (> 100 bytes: PAX linkpath).
@@ -543,4 +548,42 @@ fn conformance_dir_from_env_passes_the_checker() {
         indexes.len(),
         dir.display()
     );
+}
+
+/// apk refuses any entry whose link target is PATH_MAX-10 (4086) bytes or
+/// longer with ENAMETOOLONG (the same limit the writer enforces on paths).
+/// Linux allows symlink targets up to 4095 bytes, so the writer must
+/// either refuse such a tree or never emit such an entry.
+#[test]
+fn writer_refuses_symlink_targets_apk_cannot_create() {
+    if !have_python("writer_refuses_symlink_targets_apk_cannot_create") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("usr")).unwrap();
+    let target = format!("../{}", "x".repeat(4088));
+    std::os::unix::fs::symlink(&target, root.join("usr/too-long")).unwrap();
+    let spec = PackageSpec {
+        root,
+        info: PkgInfo {
+            name: "longlink".into(),
+            version: "1-r0".into(),
+            arch: "x86_64".into(),
+            ..Default::default()
+        },
+        mtime: 1_700_000_000,
+        ..Default::default()
+    };
+    let key = test_key();
+    match write_package(&spec, &signed(&key, false), tmp.path()) {
+        Err(e) => assert!(
+            e.to_string().contains("too-long"),
+            "the error should name the entry: {e}"
+        ),
+        Ok(pkg) => {
+            let v = check_packages(&keys_dir(), &[pkg.path], &[]);
+            v.assert_clean("package with a 4091-byte symlink target");
+        }
+    }
 }

@@ -81,7 +81,7 @@ SINGLE_KEYS = (
     "replaces_priority",
     "datahash",
 )
-LIST_KEYS = ("depend", "provides", "replaces")
+DISPLAY_KEYS = ("pkgdesc", "url", "license", "maintainer", "packager", "commit")
 INDEX_LETTERS = set("CPVASITULomtckDpi")
 DB_LETTERS = set("rqsfFMRaZg")
 
@@ -106,6 +106,15 @@ class Report:
         self.name = name
         self.lines = []
         self.counts = {}
+        self.warnings = []
+
+    def warn(self, section, rule, what, clients=None):
+        """Something the spec allows but a client alters (display only)."""
+        line = f"{self.name}: warning: §{section} [{rule}] {what}"
+        if clients:
+            line += f" -- {clients}"
+        if len(self.warnings) < MAX_LINES_PER_RULE:
+            self.warnings.append(line)
 
     def add(self, section, rule, what, clients=None):
         n = self.counts.get(rule, 0) + 1
@@ -817,16 +826,18 @@ def check_pkginfo(fields, report):
             )
         elif key in SINGLE_KEYS and len(values) > 1:
             report.add("2.1", "pkginfo-repeat", f"`{key}` given {len(values)} times (apk keeps the last)")
+        # In display-only fields the spec accepts go-apk's truncation.
+        flag = report.warn if key in DISPLAY_KEYS else report.add
         for v in values:
             if "#" in v or ";" in v:
-                report.add(
+                flag(
                     "2.1",
                     "pkginfo-goapk-comment",
                     f"`{key}` value {v!r} contains `#` or `;`",
                     "go-apk (gopkg.in/ini) truncates it there",
                 )
             if v != v.strip() or v[:1] in ('"', "`", "'"):
-                report.add(
+                flag(
                     "2.1",
                     "pkginfo-goapk-trim",
                     f"`{key}` value {v!r} has edge whitespace or a leading quote (go-apk alters it)",
@@ -1820,7 +1831,8 @@ def selftest_mutations():
         ("bad version", {"pkginfo_extra": "pkgver = 1.0\n"}, "pkginfo-version"),
         ("two triggers", {"pkginfo_extra": "triggers = /a\ntriggers = /b\n",
                           "ctl_extra": t_entry(b".trigger", b"0", b"#!/bin/sh\n", 0o755)}, "pkginfo-triggers"),
-        ("hash in value", {"pkginfo_extra": "url = https://x/#frag\n"}, "pkginfo-goapk-comment"),
+        ("hash in url", {"pkginfo_extra": "url = https://x/#frag\n"}, "warn:pkginfo-goapk-comment"),
+        ("semicolon in origin", {"pkginfo_extra": "origin = a;b\n"}, "pkginfo-goapk-comment"),
         ("no separator", {"pkginfo_extra": "url=https://x\n"}, "pkginfo-line"),
         ("dep with tag", {"pkginfo_extra": "depend = foo@edge\n"}, "dep-tag"),
         ("dep fuzzy op", {"pkginfo_extra": "depend = foo>~1.0\n"}, "dep-op"),
@@ -1876,7 +1888,11 @@ def selftest_mutations():
                 f.write(build_package(key, **kw))
             rep, _ = check_package(path, keys)
             fired = set(rep.counts)
-            if rule is None and fired:
+            if rule is not None and rule.startswith("warn:"):
+                if fired or not any(f"[{rule[5:]}]" in w for w in rep.warnings):
+                    failures.append(f"mutation {label!r}: expected only warning {rule[5:]}, got"
+                                    f" {rep.finish() + rep.warnings}")
+            elif rule is None and fired:
                 failures.append(f"mutation {label!r}: expected clean, got {rep.finish()}")
             elif rule is not None and rule not in fired:
                 failures.append(f"mutation {label!r}: rule {rule} did not fire (got {sorted(fired)})")
@@ -1972,8 +1988,11 @@ def main(argv):
         else:
             reports = check_index(path, keys, packages_dir)
         for rep in reports:
+            for line in rep.warnings:
+                print(line)
             if rep.ok():
-                print(f"{rep.name}: OK")
+                note = f" ({len(rep.warnings)} warnings)" if rep.warnings else ""
+                print(f"{rep.name}: OK{note}")
             else:
                 status = 1
                 for line in rep.finish():
