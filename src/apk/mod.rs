@@ -2,8 +2,14 @@
 //! versions, exactly as `../shared/apk-format.md` describes. This module
 //! knows nothing of recipes or processes.
 
+pub mod dep;
 pub mod gzip;
+pub mod index;
 pub mod package;
 pub mod pkginfo;
+pub mod read;
+pub mod resign;
 pub mod sign;
 pub mod tar;
+pub mod verify;
+pub mod version;

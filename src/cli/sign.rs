@@ -1,17 +1,59 @@
-//! `pkgbuild` (under construction).
+//! `pkgbuild sign` and `pkgbuild sign-index`: replace the signature member
+//! of packages or indexes in place, keeping every other byte.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use crate::apk::package::SignOptions;
+use crate::apk::resign;
+use crate::apk::sign::SigningKey;
+use crate::cli::input_error;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Private key (`*.rsa`); the public key apk looks up is `<key file name>.pub`.
+    #[arg(long)]
+    pub signing_key: PathBuf,
+    /// Add a SHA-1 `.SIGN.RSA.` signature after the RSA256 one, for very old apk-tools.
+    #[arg(long)]
+    pub legacy_sha1_signature: bool,
+    /// Packages to re-sign in place.
+    #[arg(required = true)]
+    pub packages: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let key = SigningKey::load(&args.signing_key).map_err(input_error)?;
+    let opts = SignOptions {
+        key: Some(&key),
+        legacy_sha1: args.legacy_sha1_signature,
+    };
+    for p in &args.packages {
+        resign::resign_package(p, &opts)?;
+        println!("{}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args, Debug)]
-pub struct IndexArgs {}
+pub struct IndexArgs {
+    /// Private key (`*.rsa`).
+    #[arg(long)]
+    pub signing_key: PathBuf,
+    /// Index files (`APKINDEX.tar.gz`) to re-sign in place.
+    #[arg(required = true)]
+    pub indexes: Vec<PathBuf>,
+}
 
-pub fn run_index(_args: IndexArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let key = SigningKey::load(&args.signing_key).map_err(input_error)?;
+    let opts = SignOptions {
+        key: Some(&key),
+        legacy_sha1: false,
+    };
+    for p in &args.indexes {
+        resign::resign_index(p, &opts)?;
+        println!("{}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

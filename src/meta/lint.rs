@@ -10,8 +10,11 @@
 //! sorted by linter order, then path, so the output is deterministic.
 //!
 //! Where we differ from melange, on purpose:
-//! - `strip` looks for `.symtab` or any `.debug_*`/`.zdebug*` section in executables
-//!   and shared objects (melange only looks for sections named exactly `.debug`).
+//! - `strip` looks for any `.debug_*`/`.zdebug*` section in executables and shared
+//!   objects (melange only looks for sections named exactly `.debug`). A symbol table
+//!   alone is not flagged: the `strip` pipeline removes debug information only
+//!   (`strip -g`, melange's default), so flagging `.symtab` would fire on every
+//!   properly stripped package.
 //! - `binaryarch` compares each ELF's machine with the package's own architecture
 //!   (melange only accepts x86_64 and aarch64 everywhere).
 //! - `sbom` accepts only our own `<package>-*.spdx.json` in `var/lib/db/sbom/`.
@@ -372,7 +375,7 @@ fn open_elf(e: &Entry) -> io::Result<Option<(ObjectKind, object::Architecture, b
     };
     let unstripped = obj.sections().any(|s| {
         s.name()
-            .is_ok_and(|n| n == ".symtab" || n.starts_with(".debug") || n.starts_with(".zdebug"))
+            .is_ok_and(|n| n.starts_with(".debug") || n.starts_with(".zdebug"))
     });
     Ok(Some((obj.kind(), obj.architecture(), unstripped)))
 }
@@ -844,6 +847,14 @@ mod tests {
         let stripped = compile(&bin, "stripped", &[]);
         assert!(Command::new("strip")
             .arg(&stripped)
+            .status()
+            .unwrap()
+            .success());
+        // `strip -g` (what the strip pipeline does) keeps .symtab: not a finding.
+        let symtab_only = compile(&bin, "symtab-only", &[]);
+        assert!(Command::new("strip")
+            .arg("-g")
+            .arg(&symtab_only)
             .status()
             .unwrap()
             .success());

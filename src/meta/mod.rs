@@ -1,2 +1,7 @@
-//! (module under construction)
+//! Package metadata derived from a staged tree after the pipeline ran:
+//! dependency and provides scanning, the SPDX SBOM, and the linters.
+
+pub mod elf;
 pub mod lint;
+pub mod sbom;
+pub mod scan;

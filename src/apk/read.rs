@@ -1,0 +1,1597 @@
+//! Bounded, panic-free reader for `.apk` v2 packages and `APKINDEX.tar.gz`
+//! (apk-format.md §1, §3, §4.1).
+//!
+//! Everything read here is untrusted. The gzip members are found by hand
+//! (header, raw deflate with `flate2::Decompress` tracking how many input
+//! bytes it used, then the 8-byte trailer), because the signature covers
+//! the exact compressed bytes of one member and a buffered `GzDecoder`
+//! reads past member ends. Every member, tar entry, PAX record and name has
+//! a size cap; the data member is only inflated when a caller asks for it
+//! (`read_data`, `extract`), so indexing stays cheap. Extraction refuses
+//! absolute and `..` names and never walks through a symlink.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use flate2::{Decompress, FlushDecompress, Status};
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+use super::pkginfo::{PkgInfo, MAX_PKGINFO_LEN};
+use super::sign::{Algorithm, MAX_SIGNATURE_LEN};
+
+/// Inflated size cap of the signature member.
+pub const MAX_SIGNATURE_MEMBER: u64 = 1 << 20;
+/// Inflated size cap of the control member (`.PKGINFO` plus scripts).
+pub const MAX_CONTROL_MEMBER: u64 = 16 << 20;
+/// Inflated size cap of an index member (Wolfi's is tens of MiB).
+pub const MAX_INDEX_MEMBER: u64 = 256 << 20;
+/// Inflated size cap of the data member.
+pub const MAX_DATA_MEMBER: u64 = 64 << 30;
+/// At most this many `.SIGN.*` entries.
+pub const MAX_SIGNATURES: usize = 16;
+/// At most this many entries in the control member.
+pub const MAX_CONTROL_ENTRIES: usize = 64;
+/// At most this many entries (headers) in the data member.
+pub const MAX_DATA_ENTRIES: usize = 1 << 21;
+/// Largest PAX extended header we read.
+const MAX_PAX_LEN: u64 = 1 << 20;
+/// apk fails beyond PATH_MAX anyway.
+const MAX_PATH_LEN: usize = 4096;
+/// Compressed bytes allowed beyond the inflated cap (deflate's worst-case
+/// expansion is tiny; this only stops endless empty blocks).
+const RAW_SLACK: u64 = 1 << 20;
+
+/// Which gzip member a problem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Signature,
+    Control,
+    Data,
+    Index,
+    /// The first member, before its first entry told us what it is.
+    First,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Part::Signature => "signature member",
+            Part::Control => "control member",
+            Part::Data => "data member",
+            Part::Index => "index member",
+            Part::First => "first gzip member",
+        })
+    }
+}
+
+/// Why a package or index could not be read. The file name is added by
+/// the caller (`FILE: reason`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read: {0}")]
+    Io(#[from] io::Error),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("the file is empty")]
+    Empty,
+    #[error("truncated: the file ends inside the {0}")]
+    Truncated(Part),
+    #[error("{0} is not gzip: {1}")]
+    NotGzip(Part, &'static str),
+    #[error("{0}: corrupt deflate data ({1})")]
+    Deflate(Part, String),
+    #[error("{0}: gzip CRC32 does not match the content")]
+    Crc(Part),
+    #[error("{0}: gzip length field does not match the content")]
+    Length(Part),
+    #[error("{part} is larger than {limit} bytes")]
+    TooLarge { part: Part, limit: u64 },
+    #[error("{0}: tar data is not a whole number of 512-byte blocks")]
+    PartialBlock(Part),
+    #[error("{part}: tar header #{index}: {problem}")]
+    BadHeader {
+        part: Part,
+        index: usize,
+        problem: String,
+    },
+    #[error("{0}: tar entry `{1}` runs past the end of its gzip member")]
+    EntryCrossesMember(Part, String),
+    #[error(
+        "end-of-archive blocks inside the {0} (apk stops reading there; only the data member may end the tar)"
+    )]
+    EndOfArchiveInside(Part),
+    #[error("{part} has more than {limit} entries")]
+    TooManyEntries { part: Part, limit: usize },
+    #[error("{part}: unexpected entry `{name}`: {why}")]
+    UnexpectedEntry {
+        part: Part,
+        name: String,
+        why: &'static str,
+    },
+    #[error("a second signature member follows the first")]
+    TwoSignatureMembers,
+    #[error("no .PKGINFO in the control member")]
+    NoPkgInfo,
+    #[error(".PKGINFO: {0}")]
+    BadPkgInfo(String),
+    #[error("not a package: {0}")]
+    NotAPackage(&'static str),
+    #[error("not an index: {0}")]
+    NotAnIndex(&'static str),
+    #[error("no data member after the control member")]
+    NoData,
+    #[error("data split over more than one gzip member (apk3 rejects this)")]
+    DataMultipleMembers,
+    #[error("{0} bytes of garbage after the last gzip member")]
+    TrailingGarbage(u64),
+    #[error("non-zero bytes after the end-of-archive blocks of the {0}")]
+    DataAfterEnd(Part),
+    #[error("no datahash in .PKGINFO (apk3 rejects the package: v2 package format error)")]
+    MissingDatahash,
+    #[error("malformed datahash `{0}` in .PKGINFO (expected 64 hex digits)")]
+    BadDatahash(String),
+    #[error("datahash mismatch: .PKGINFO says {expected} but the data member hashes to {actual}")]
+    DatahashMismatch { expected: String, actual: String },
+    #[error("`{path}`: content does not match its APK-TOOLS.checksum.SHA1")]
+    ChecksumMismatch { path: String },
+    #[error("`{path}`: malformed APK-TOOLS.checksum.SHA1 (expected 40 hex digits)")]
+    BadChecksum { path: String },
+    #[error("`{path}`: {problem}")]
+    UnsafePath { path: String, problem: &'static str },
+}
+
+type Result<T, E = ReadError> = std::result::Result<T, E>;
+
+// ---------------------------------------------------------------------------
+// Byte source and gzip members
+
+/// A reader with our own buffer, so we know the file offset of every byte
+/// and never consume past the end of a gzip member.
+struct Source<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// File offset of `buf[start]`.
+    pos: u64,
+}
+
+impl<R: Read> Source<R> {
+    fn new(inner: R, pos: u64) -> Self {
+        Source {
+            inner,
+            buf: vec![0; 64 * 1024].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            pos,
+        }
+    }
+
+    fn fill(&mut self) -> Result<&[u8]> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = loop {
+                match self.inner.read(&mut self.buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.pos += n as u64;
+    }
+
+    fn at_eof(&mut self) -> Result<bool> {
+        Ok(self.fill()?.is_empty())
+    }
+}
+
+/// What to do with the compressed bytes of a member as they pass.
+enum Raw {
+    Collect(Vec<u8>),
+    Sha256(Sha256),
+}
+
+impl Raw {
+    fn feed(&mut self, bytes: &[u8]) {
+        match self {
+            Raw::Collect(v) => v.extend_from_slice(bytes),
+            Raw::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    fn take_bytes(&mut self) -> Vec<u8> {
+        match std::mem::replace(self, Raw::Collect(Vec::new())) {
+            Raw::Collect(v) => v,
+            Raw::Sha256(_) => Vec::new(),
+        }
+    }
+
+    fn sha256(&self) -> [u8; 32] {
+        match self {
+            Raw::Collect(v) => Sha256::digest(v).into(),
+            Raw::Sha256(h) => h.clone().finalize().into(),
+        }
+    }
+}
+
+/// Inflates exactly one gzip member from a `Source`.
+struct Member<'s, R> {
+    src: &'s mut Source<R>,
+    part: Part,
+    z: Decompress,
+    crc: crc32fast::Hasher,
+    out: u64,
+    limit: u64,
+    raw_len: u64,
+    raw: Raw,
+    done: bool,
+}
+
+impl<'s, R: Read> Member<'s, R> {
+    /// Parse the gzip header at the current position.
+    fn start(src: &'s mut Source<R>, part: Part, limit: u64, raw: Raw) -> Result<Self> {
+        let mut m = Member {
+            src,
+            part,
+            z: Decompress::new(false),
+            crc: crc32fast::Hasher::new(),
+            out: 0,
+            limit,
+            raw_len: 0,
+            raw,
+            done: false,
+        };
+        if m.byte()? != 0x1f || m.byte()? != 0x8b {
+            return Err(ReadError::NotGzip(part, "bad magic bytes"));
+        }
+        if m.byte()? != 8 {
+            return Err(ReadError::NotGzip(
+                part,
+                "compression method is not deflate",
+            ));
+        }
+        let flags = m.byte()?;
+        if flags & 0xe0 != 0 {
+            return Err(ReadError::NotGzip(part, "reserved header flags are set"));
+        }
+        for _ in 0..6 {
+            m.byte()?; // mtime, extra flags, OS
+        }
+        if flags & 0x04 != 0 {
+            let len = u16::from(m.byte()?) | u16::from(m.byte()?) << 8;
+            for _ in 0..len {
+                m.byte()?;
+            }
+        }
+        for flag in [0x08, 0x10] {
+            // File name, comment: NUL-terminated, bounded by the raw cap.
+            if flags & flag != 0 {
+                while m.byte()? != 0 {}
+            }
+        }
+        if flags & 0x02 != 0 {
+            m.byte()?;
+            m.byte()?;
+        }
+        Ok(m)
+    }
+
+    fn count_raw(&mut self, n: usize) -> Result<()> {
+        self.raw_len += n as u64;
+        if self.raw_len > self.limit.saturating_add(RAW_SLACK) {
+            return Err(ReadError::TooLarge {
+                part: self.part,
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let b = match self.src.fill()?.first() {
+            Some(&b) => b,
+            None => return Err(ReadError::Truncated(self.part)),
+        };
+        self.raw.feed(&[b]);
+        self.src.consume(1);
+        self.count_raw(1)?;
+        Ok(b)
+    }
+
+    fn read_u32_le(&mut self) -> Result<u32> {
+        let mut v = 0u32;
+        for i in 0..4 {
+            v |= u32::from(self.byte()?) << (8 * i);
+        }
+        Ok(v)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let input = self.src.fill()?;
+            if input.is_empty() {
+                return Err(ReadError::Truncated(self.part));
+            }
+            let (in0, out0) = (self.z.total_in(), self.z.total_out());
+            let status = self
+                .z
+                .decompress(input, buf, FlushDecompress::None)
+                .map_err(|e| ReadError::Deflate(self.part, e.to_string()))?;
+            let used = (self.z.total_in() - in0) as usize;
+            let produced = (self.z.total_out() - out0) as usize;
+            self.raw.feed(&input[..used]);
+            self.src.consume(used);
+            self.count_raw(used)?;
+            self.crc.update(&buf[..produced]);
+            self.out += produced as u64;
+            if self.out > self.limit {
+                return Err(ReadError::TooLarge {
+                    part: self.part,
+                    limit: self.limit,
+                });
+            }
+            if status == Status::StreamEnd {
+                self.finish()?;
+                return Ok(produced);
+            }
+            if produced > 0 {
+                return Ok(produced);
+            }
+            if used == 0 {
+                return Err(ReadError::Deflate(self.part, "no progress".into()));
+            }
+        }
+    }
+
+    /// Check the CRC32/ISIZE trailer after the deflate stream ended.
+    fn finish(&mut self) -> Result<()> {
+        self.done = true;
+        let crc = self.read_u32_le()?;
+        let isize = self.read_u32_le()?;
+        if crc != self.crc.clone().finalize() {
+            return Err(ReadError::Crc(self.part));
+        }
+        if isize != self.out as u32 {
+            return Err(ReadError::Length(self.part));
+        }
+        Ok(())
+    }
+
+    /// Inflate the rest of the member into `out`.
+    fn read_to_end(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        let mut chunk = vec![0u8; 32 * 1024];
+        loop {
+            let n = self.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// A source of inflated bytes: a gzip member or an in-memory tar.
+trait Input {
+    fn read_some(&mut self, buf: &mut [u8]) -> Result<usize>;
+}
+
+impl<R: Read> Input for Member<'_, R> {
+    fn read_some(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.read(buf)
+    }
+}
+
+impl Input for &[u8] {
+    fn read_some(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let n = buf.len().min(self.len());
+        buf[..n].copy_from_slice(&self[..n]);
+        *self = &self[n..];
+        Ok(n)
+    }
+}
+
+/// Fill `buf` as far as the input goes; returns how much was read.
+fn read_full(inp: &mut impl Input, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let r = inp.read_some(&mut buf[n..])?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    Ok(n)
+}
+
+/// Inflate one whole member from an in-memory buffer (used to check what
+/// a bad signature was computed over). Returns `None` on any error.
+pub fn inflate_member(member: &[u8], limit: u64) -> Option<Vec<u8>> {
+    let mut src = Source::new(member, 0);
+    let mut m = Member::start(&mut src, Part::First, limit, Raw::Collect(Vec::new())).ok()?;
+    let mut out = Vec::new();
+    m.read_to_end(&mut out).ok()?;
+    src.at_eof().ok()?.then_some(out)
+}
+
+// ---------------------------------------------------------------------------
+// Tar
+
+/// One parsed tar header, with PAX and GNU long-name records applied.
+#[derive(Debug, Clone, Default)]
+struct TarHeader {
+    name: String,
+    typeflag: u8,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    size: u64,
+    mtime: u64,
+    linkname: String,
+    uname: String,
+    gname: String,
+    devmajor: u32,
+    devminor: u32,
+    pax: Vec<(String, Vec<u8>)>,
+}
+
+enum TarItem {
+    Entry(TarHeader),
+    EndOfArchive,
+    End,
+}
+
+/// apk's numeric fields: octal digits, then only NULs or spaces.
+fn octal(field: &[u8]) -> Result<u64, String> {
+    let digits = field
+        .iter()
+        .take_while(|c| (b'0'..=b'7').contains(c))
+        .count();
+    if field[digits..].iter().any(|&c| c != 0 && c != b' ') {
+        return Err(format!(
+            "numeric field `{}` is not octal digits followed by NUL or space",
+            String::from_utf8_lossy(field).escape_default()
+        ));
+    }
+    let mut v: u64 = 0;
+    for &c in &field[..digits] {
+        v = v
+            .checked_mul(8)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or("numeric field overflows")?;
+    }
+    Ok(v)
+}
+
+fn cstr(field: &[u8]) -> &[u8] {
+    let n = field.iter().position(|&c| c == 0).unwrap_or(field.len());
+    &field[..n]
+}
+
+fn utf8(bytes: &[u8], what: &str) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+}
+
+fn parse_ustar(b: &[u8; 512]) -> Result<TarHeader, String> {
+    if &b[257..262] != b"ustar" {
+        return Err("missing `ustar` magic".into());
+    }
+    let stored = octal(&b[148..156])?;
+    let unsigned: u64 = b
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| u64::from(if (148..156).contains(&i) { b' ' } else { c }))
+        .sum();
+    let signed: i64 = b
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            i64::from(if (148..156).contains(&i) {
+                b' ' as i8
+            } else {
+                c as i8
+            })
+        })
+        .sum();
+    if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
+        return Err(format!(
+            "header checksum {stored:o} does not match the header ({unsigned:o})"
+        ));
+    }
+    let mut name = cstr(&b[0..100]).to_vec();
+    let prefix = cstr(&b[345..500]);
+    if !prefix.is_empty() {
+        let mut full = prefix.to_vec();
+        full.push(b'/');
+        full.extend_from_slice(&name);
+        name = full;
+    }
+    let small = |v: u64| u32::try_from(v).map_err(|_| "numeric field too large".to_string());
+    Ok(TarHeader {
+        name: utf8(&name, "name")?,
+        mode: small(octal(&b[100..108])?)?,
+        uid: octal(&b[108..116])?,
+        gid: octal(&b[116..124])?,
+        size: octal(&b[124..136])?,
+        mtime: octal(&b[136..148])?,
+        typeflag: b[156],
+        linkname: utf8(cstr(&b[157..257]), "link name")?,
+        uname: String::from_utf8_lossy(cstr(&b[265..297])).into_owned(),
+        gname: String::from_utf8_lossy(cstr(&b[297..329])).into_owned(),
+        devmajor: small(octal(&b[329..337])?)?,
+        devminor: small(octal(&b[337..345])?)?,
+        pax: Vec::new(),
+    })
+}
+
+/// Parse `"<len> <key>=<value>\n"` records.
+fn parse_pax(mut data: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let bad = || "malformed PAX record".to_string();
+        let space = data.iter().position(|&c| c == b' ').ok_or_else(bad)?;
+        let len: usize = std::str::from_utf8(&data[..space])
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(bad)?;
+        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err(bad());
+        }
+        let body = &data[space + 1..len - 1];
+        let eq = body.iter().position(|&c| c == b'=').ok_or_else(bad)?;
+        out.push((utf8(&body[..eq], "PAX key")?, body[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
+}
+
+/// A strict tar reader over one gzip member's inflated bytes.
+struct TarReader<I> {
+    inp: I,
+    part: Part,
+    /// Content bytes left in the current entry, then its zero padding.
+    remaining: u64,
+    padding: u64,
+    current: String,
+    count: usize,
+    max_entries: usize,
+    /// SHA-1 of the current entry's content, when it has a checksum.
+    hash: Option<Sha1>,
+    /// An error met while a visitor read content through `io::Read`.
+    failed: Option<ReadError>,
+}
+
+impl<I: Input> TarReader<I> {
+    fn new(inp: I, part: Part, max_entries: usize) -> Self {
+        TarReader {
+            inp,
+            part,
+            remaining: 0,
+            padding: 0,
+            current: String::new(),
+            count: 0,
+            max_entries,
+            hash: None,
+            failed: None,
+        }
+    }
+
+    fn bad(&self, problem: impl Into<String>) -> ReadError {
+        ReadError::BadHeader {
+            part: self.part,
+            index: self.count,
+            problem: problem.into(),
+        }
+    }
+
+    fn read_content(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let n = (buf.len() as u64).min(self.remaining) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let r = self.inp.read_some(&mut buf[..n])?;
+        if r == 0 {
+            return Err(ReadError::EntryCrossesMember(
+                self.part,
+                self.current.clone(),
+            ));
+        }
+        if let Some(h) = &mut self.hash {
+            h.update(&buf[..r]);
+        }
+        self.remaining -= r as u64;
+        Ok(r)
+    }
+
+    /// Read the rest of the current entry and its padding.
+    fn skip_content(&mut self) -> Result<()> {
+        let mut scratch = [0u8; 8192];
+        while self.read_content(&mut scratch)? > 0 {}
+        while self.padding > 0 {
+            let n = (self.padding as usize).min(scratch.len());
+            let r = self.inp.read_some(&mut scratch[..n])?;
+            if r == 0 {
+                return Err(ReadError::PartialBlock(self.part));
+            }
+            self.padding -= r as u64;
+        }
+        Ok(())
+    }
+
+    fn begin_content(&mut self, name: &str, size: u64) {
+        self.current = name.to_string();
+        self.remaining = size;
+        self.padding = (512 - size % 512) % 512;
+    }
+
+    /// Read the current entry's content. Memory grows with the bytes
+    /// actually present, never with the (untrusted) size field.
+    fn content_to_vec(&mut self) -> Result<Vec<u8>> {
+        let mut v = Vec::with_capacity((self.remaining as usize).min(64 * 1024));
+        let mut chunk = [0u8; 8192];
+        loop {
+            let r = self.read_content(&mut chunk)?;
+            if r == 0 {
+                break;
+            }
+            v.extend_from_slice(&chunk[..r]);
+        }
+        self.skip_content()?;
+        Ok(v)
+    }
+
+    /// After end-of-archive: the rest of the member must be zeros.
+    fn expect_only_zeros(&mut self) -> Result<()> {
+        let mut rest = [0u8; 8192];
+        loop {
+            let n = self.inp.read_some(&mut rest)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if rest[..n].iter().any(|&c| c != 0) {
+                return Err(ReadError::DataAfterEnd(self.part));
+            }
+        }
+    }
+
+    fn next(&mut self) -> Result<TarItem> {
+        self.skip_content()?;
+        self.hash = None;
+        let mut pax: Option<Vec<(String, Vec<u8>)>> = None;
+        let mut long_name: Option<String> = None;
+        loop {
+            let mut block = [0u8; 512];
+            let n = read_full(&mut self.inp, &mut block)?;
+            let dangling = pax.is_some() || long_name.is_some();
+            if n == 0 || block.iter().all(|&c| c == 0) {
+                if dangling {
+                    return Err(self.bad("extended header without a following entry"));
+                }
+                if n == 0 {
+                    return Ok(TarItem::End);
+                }
+                if n < 512 {
+                    return Err(ReadError::PartialBlock(self.part));
+                }
+                return Ok(TarItem::EndOfArchive);
+            }
+            if n < 512 {
+                return Err(ReadError::PartialBlock(self.part));
+            }
+            self.count += 1;
+            if self.count > self.max_entries {
+                return Err(ReadError::TooManyEntries {
+                    part: self.part,
+                    limit: self.max_entries,
+                });
+            }
+            let mut h = parse_ustar(&block).map_err(|p| self.bad(p))?;
+            match h.typeflag {
+                b'x' | b'L' => {
+                    let cap = if h.typeflag == b'x' {
+                        MAX_PAX_LEN
+                    } else {
+                        MAX_PATH_LEN as u64 + 1
+                    };
+                    if h.size > cap {
+                        return Err(self.bad(format!("extended header larger than {cap} bytes")));
+                    }
+                    self.begin_content(&h.name, h.size);
+                    let data = self.content_to_vec()?;
+                    if h.typeflag == b'x' {
+                        pax = Some(parse_pax(&data).map_err(|p| self.bad(p))?);
+                    } else {
+                        long_name = Some(utf8(cstr(&data), "long name").map_err(|p| self.bad(p))?);
+                    }
+                }
+                // Global PAX headers and GNU long link names: apk ignores them.
+                b'g' | b'K' => {
+                    self.begin_content(&h.name, h.size);
+                    self.skip_content()?;
+                }
+                _ => {
+                    if let Some(name) = long_name.take() {
+                        h.name = name;
+                    }
+                    for (key, value) in pax.take().unwrap_or_default() {
+                        match key.as_str() {
+                            "path" => h.name = utf8(&value, "PAX path").map_err(|p| self.bad(p))?,
+                            "linkpath" => {
+                                h.linkname =
+                                    utf8(&value, "PAX linkpath").map_err(|p| self.bad(p))?
+                            }
+                            "size" => {
+                                return Err(self.bad("PAX `size` record (apk does not support it)"))
+                            }
+                            _ => h.pax.push((key, value)),
+                        }
+                    }
+                    if h.name.is_empty() {
+                        return Err(self.bad("empty name"));
+                    }
+                    if h.name.len() > MAX_PATH_LEN || h.linkname.len() > MAX_PATH_LEN {
+                        return Err(self.bad(format!("name longer than {MAX_PATH_LEN} bytes")));
+                    }
+                    let regular = matches!(h.typeflag, b'0' | b'\0' | b'7');
+                    if !regular && h.size != 0 {
+                        return Err(self.bad(format!(
+                            "`{}`: non-regular entry with non-zero size",
+                            h.name
+                        )));
+                    }
+                    self.begin_content(&h.name, h.size);
+                    return Ok(TarItem::Entry(h));
+                }
+            }
+        }
+    }
+}
+
+impl<I: Input> Read for TarReader<I> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_content(buf).map_err(|e| {
+            let msg = e.to_string();
+            self.failed = Some(e);
+            io::Error::other(msg)
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Signature and control members
+
+/// One `.SIGN.<ALG>.<key>` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureEntry {
+    pub alg: Algorithm,
+    /// Key file name looked up in the keys directory.
+    pub key_name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What the second (or, unsigned, first) gzip member holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// A package control member (`.PKGINFO` and scripts).
+    Control,
+    /// An index member (`DESCRIPTION`, `APKINDEX`).
+    Index,
+}
+
+/// The leading members of a package or index file.
+pub struct Head {
+    pub signatures: Vec<SignatureEntry>,
+    /// `.SIGN.*` entries with an algorithm we do not know (e.g. DSA).
+    pub unknown_signatures: Vec<String>,
+    /// Whether the file has a signature member at all.
+    pub signed: bool,
+    pub payload: Payload,
+    /// Compressed bytes of the control or index member (what is signed).
+    pub member: Vec<u8>,
+    /// Its inflated tar.
+    pub tar: Vec<u8>,
+    /// File offset just after that member.
+    pub end: u64,
+}
+
+fn first_name(block: &[u8]) -> &[u8] {
+    cstr(&block[..block.len().min(100)])
+}
+
+/// Read a member, deciding what it is from its first entry name.
+fn read_classified<R: Read>(src: &mut Source<R>) -> Result<(Option<Payload>, Vec<u8>, Vec<u8>)> {
+    let mut m = Member::start(
+        src,
+        Part::First,
+        MAX_SIGNATURE_MEMBER,
+        Raw::Collect(Vec::new()),
+    )?;
+    let mut tar = vec![0u8; 512];
+    let n = read_full(&mut m, &mut tar)?;
+    tar.truncate(n);
+    let name = first_name(&tar);
+    let kind = if name.starts_with(b".SIGN.") {
+        m.part = Part::Signature;
+        None
+    } else if name.starts_with(b".") {
+        m.part = Part::Control;
+        m.limit = MAX_CONTROL_MEMBER;
+        Some(Payload::Control)
+    } else {
+        m.part = Part::Index;
+        m.limit = MAX_INDEX_MEMBER;
+        Some(Payload::Index)
+    };
+    m.read_to_end(&mut tar)?;
+    Ok((kind, m.raw.take_bytes(), tar))
+}
+
+fn parse_signatures(tar: &[u8]) -> Result<(Vec<SignatureEntry>, Vec<String>)> {
+    let mut t = TarReader::new(tar, Part::Signature, MAX_SIGNATURES);
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    loop {
+        match t.next()? {
+            TarItem::End => return Ok((known, unknown)),
+            TarItem::EndOfArchive => return Err(ReadError::EndOfArchiveInside(Part::Signature)),
+            TarItem::Entry(h) => {
+                let not_sig = |why| ReadError::UnexpectedEntry {
+                    part: Part::Signature,
+                    name: h.name.clone(),
+                    why,
+                };
+                if !h.name.starts_with(".SIGN.") {
+                    return Err(not_sig(
+                        "only .SIGN.* entries belong in the signature member",
+                    ));
+                }
+                if !matches!(h.typeflag, b'0' | b'\0') {
+                    return Err(not_sig("a signature must be a regular file"));
+                }
+                if h.size > MAX_SIGNATURE_LEN as u64 {
+                    return Err(not_sig("signature larger than 64 KiB"));
+                }
+                let bytes = t.content_to_vec()?;
+                match Algorithm::parse_entry_name(&h.name) {
+                    Some((alg, key)) => known.push(SignatureEntry {
+                        alg,
+                        key_name: key.to_string(),
+                        bytes,
+                    }),
+                    None => unknown.push(h.name),
+                }
+            }
+        }
+    }
+}
+
+/// Read the signature member (if any) and the control or index member.
+fn read_head<R: Read>(src: &mut Source<R>) -> Result<Head> {
+    if src.at_eof()? {
+        return Err(ReadError::Empty);
+    }
+    let (kind, raw, tar) = read_classified(src)?;
+    let (signatures, unknown_signatures, payload, member, tar, signed) = match kind {
+        Some(payload) => (Vec::new(), Vec::new(), payload, raw, tar, false),
+        None => {
+            let (known, unknown) = parse_signatures(&tar)?;
+            if src.at_eof()? {
+                return Err(ReadError::NotAPackage(
+                    "nothing follows the signature member",
+                ));
+            }
+            let (kind, raw, tar) = read_classified(src)?;
+            let payload = kind.ok_or(ReadError::TwoSignatureMembers)?;
+            (known, unknown, payload, raw, tar, true)
+        }
+    };
+    Ok(Head {
+        signatures,
+        unknown_signatures,
+        signed,
+        payload,
+        member,
+        tar,
+        end: src.pos,
+    })
+}
+
+/// Read the leading members of any package or index file.
+pub fn read_head_file(path: &Path) -> Result<(Head, u64)> {
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut src = Source::new(file, 0);
+    Ok((read_head(&mut src)?, size))
+}
+
+/// Install scripts apk runs (apk-format.md §2.3).
+const SCRIPTS: [&str; 7] = [
+    ".pre-install",
+    ".post-install",
+    ".pre-upgrade",
+    ".post-upgrade",
+    ".pre-deinstall",
+    ".post-deinstall",
+    ".trigger",
+];
+
+/// Everything `read_control` learns without touching the data member.
+#[derive(Debug, Clone)]
+pub struct ApkControl {
+    pub pkginfo: PkgInfo,
+    /// SHA-1 of the compressed control member: the index `C:` identity.
+    pub control_sha1: [u8; 20],
+    pub signatures: Vec<SignatureEntry>,
+    /// The compressed control member, exactly as in the file.
+    pub control_member: Vec<u8>,
+    /// Install scripts by name (`.post-install`, ...), in archive order.
+    pub scripts: Scripts,
+    /// File offset of the data member.
+    pub data_offset: u64,
+    pub file_size: u64,
+}
+
+/// Install scripts by file name, in archive order.
+pub type Scripts = Vec<(String, Vec<u8>)>;
+
+fn parse_control(tar: &[u8]) -> Result<(PkgInfo, Scripts)> {
+    let mut t = TarReader::new(tar, Part::Control, MAX_CONTROL_ENTRIES);
+    let mut pkginfo = None;
+    let mut scripts = Vec::new();
+    loop {
+        let h = match t.next()? {
+            TarItem::End => break,
+            TarItem::EndOfArchive => return Err(ReadError::EndOfArchiveInside(Part::Control)),
+            TarItem::Entry(h) => h,
+        };
+        let unexpected = |why| ReadError::UnexpectedEntry {
+            part: Part::Control,
+            name: h.name.clone(),
+            why,
+        };
+        if !h.name.starts_with('.') || h.name.contains('/') {
+            return Err(unexpected("a data entry inside the control member"));
+        }
+        if h.name.starts_with(".SIGN.") {
+            return Err(unexpected("a signature inside the control member"));
+        }
+        if h.name == ".INSTALL" {
+            return Err(unexpected("legacy .INSTALL script (apk3 rejects it)"));
+        }
+        let wanted = h.name == ".PKGINFO" || SCRIPTS.contains(&h.name.as_str());
+        if !wanted {
+            continue; // apk ignores other dotfiles such as .melange.yaml
+        }
+        if !matches!(h.typeflag, b'0' | b'\0') {
+            return Err(unexpected("must be a regular file"));
+        }
+        if h.name == ".PKGINFO" {
+            if pkginfo.is_some() {
+                return Err(unexpected("second .PKGINFO"));
+            }
+            if h.size > MAX_PKGINFO_LEN as u64 {
+                return Err(unexpected("larger than the .PKGINFO size cap"));
+            }
+            let text = String::from_utf8(t.content_to_vec()?)
+                .map_err(|_| ReadError::BadPkgInfo("not UTF-8".into()))?;
+            pkginfo = Some(PkgInfo::parse(&text));
+        } else {
+            let body = t.content_to_vec()?;
+            scripts.push((h.name, body));
+        }
+    }
+    let pkginfo = pkginfo.ok_or(ReadError::NoPkgInfo)?;
+    if pkginfo.name.is_empty() {
+        return Err(ReadError::BadPkgInfo("no pkgname".into()));
+    }
+    if pkginfo.version.is_empty() {
+        return Err(ReadError::BadPkgInfo("no pkgver".into()));
+    }
+    Ok((pkginfo, scripts))
+}
+
+/// Read the signature and control members of a package. Stops at the end
+/// of the control member: the data member is not read.
+pub fn read_control(path: &Path) -> Result<ApkControl> {
+    let (head, file_size) = read_head_file(path)?;
+    control_from_head(head, file_size)
+}
+
+/// Turn an already-read head into an `ApkControl`.
+pub fn control_from_head(head: Head, file_size: u64) -> Result<ApkControl> {
+    if head.payload == Payload::Index {
+        return Err(ReadError::NotAPackage(
+            "it has no .PKGINFO member (is it an index?)",
+        ));
+    }
+    let (pkginfo, scripts) = parse_control(&head.tar)?;
+    if head.end >= file_size {
+        return Err(ReadError::NoData);
+    }
+    Ok(ApkControl {
+        pkginfo,
+        control_sha1: Sha1::digest(&head.member).into(),
+        signatures: head.signatures,
+        control_member: head.member,
+        scripts,
+        data_offset: head.end,
+        file_size,
+    })
+}
+
+/// The two entries of an index member (apk-format.md §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexTar {
+    pub description: Option<Vec<u8>>,
+    pub apkindex: Vec<u8>,
+}
+
+/// Largest DESCRIPTION we read (apk3 only loads up to 160 bytes).
+const MAX_DESCRIPTION_READ: u64 = 64 * 1024;
+
+/// Parse an index member's tar: only `DESCRIPTION` and `APKINDEX`, as
+/// go-apk requires; end-of-archive blocks are allowed at the end.
+pub fn read_index_tar(tar: &[u8]) -> Result<IndexTar> {
+    let mut t = TarReader::new(tar, Part::Index, 16);
+    let (mut description, mut apkindex) = (None, None);
+    loop {
+        let h = match t.next()? {
+            TarItem::End => break,
+            TarItem::EndOfArchive => {
+                t.expect_only_zeros()?;
+                break;
+            }
+            TarItem::Entry(h) => h,
+        };
+        let unexpected = |why| ReadError::UnexpectedEntry {
+            part: Part::Index,
+            name: h.name.clone(),
+            why,
+        };
+        if !matches!(h.typeflag, b'0' | b'\0') {
+            return Err(unexpected("must be a regular file"));
+        }
+        let slot = match h.name.as_str() {
+            "DESCRIPTION" if h.size > MAX_DESCRIPTION_READ => {
+                return Err(unexpected("description larger than 64 KiB"))
+            }
+            "DESCRIPTION" => &mut description,
+            "APKINDEX" => &mut apkindex,
+            _ => return Err(unexpected("go-apk accepts only DESCRIPTION and APKINDEX")),
+        };
+        if slot.is_some() {
+            return Err(unexpected("appears twice"));
+        }
+        *slot = Some(t.content_to_vec()?);
+    }
+    Ok(IndexTar {
+        description,
+        apkindex: apkindex.ok_or(ReadError::NotAnIndex("no APKINDEX entry"))?,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Data member
+
+/// The type of a data entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Hardlink,
+    Symlink,
+    CharDevice,
+    BlockDevice,
+    Directory,
+    Fifo,
+}
+
+/// One entry of the data member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataEntry {
+    /// Name as stored, without a trailing `/`.
+    pub path: String,
+    pub kind: EntryKind,
+    /// Permission bits including setuid/setgid/sticky.
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub uname: String,
+    pub gname: String,
+    pub mtime: u64,
+    pub size: u64,
+    /// Symlink target, or hardlink target path.
+    pub link_target: Option<String>,
+    /// `APK-TOOLS.checksum.SHA1`, when present.
+    pub checksum: Option<[u8; 20]>,
+    /// `SCHILY.xattr.*` records (name without the prefix, raw value).
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    /// (major, minor) for device nodes.
+    pub device: Option<(u32, u32)>,
+}
+
+/// What `read_data` saw, besides the entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSummary {
+    pub entries: usize,
+    /// Whether the tar ended with end-of-archive blocks.
+    pub end_of_archive: bool,
+    pub datahash: [u8; 32],
+}
+
+fn hex_decode<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks(2).enumerate() {
+        out[i] = (nib(pair[0])? << 4) | nib(pair[1])?;
+    }
+    Some(out)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn data_entry(h: TarHeader) -> Result<DataEntry> {
+    let kind = match h.typeflag {
+        b'0' | b'\0' | b'7' => EntryKind::File,
+        b'1' => EntryKind::Hardlink,
+        b'2' => EntryKind::Symlink,
+        b'3' => EntryKind::CharDevice,
+        b'4' => EntryKind::BlockDevice,
+        b'5' => EntryKind::Directory,
+        b'6' => EntryKind::Fifo,
+        other => {
+            return Err(ReadError::UnexpectedEntry {
+                part: Part::Data,
+                name: h.name,
+                why: if other.is_ascii_graphic() {
+                    "unsupported tar entry type"
+                } else {
+                    "unsupported (non-printable) tar entry type"
+                },
+            })
+        }
+    };
+    let mut checksum = None;
+    let mut xattrs = Vec::new();
+    for (key, value) in h.pax {
+        if key == "APK-TOOLS.checksum.SHA1" {
+            checksum = Some(
+                hex_decode::<20>(&value).ok_or_else(|| ReadError::BadChecksum {
+                    path: h.name.clone(),
+                })?,
+            );
+        } else if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
+            xattrs.push((attr.to_string(), value));
+        }
+    }
+    let link = matches!(kind, EntryKind::Hardlink | EntryKind::Symlink);
+    let device = matches!(kind, EntryKind::CharDevice | EntryKind::BlockDevice);
+    let path = match h.name.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => h.name,
+    };
+    Ok(DataEntry {
+        path,
+        kind,
+        mode: h.mode & 0o7777,
+        uid: h.uid,
+        gid: h.gid,
+        uname: h.uname,
+        gname: h.gname,
+        mtime: h.mtime,
+        size: h.size,
+        link_target: link.then_some(h.linkname),
+        checksum,
+        xattrs,
+        device: device.then_some((h.devmajor, h.devminor)),
+    })
+}
+
+/// A tar entry cut off at the end of the data member is really a data
+/// tar split over several gzip members when another member follows.
+fn at_boundary<R: Read>(tar: &mut TarReader<Member<'_, R>>, e: ReadError) -> ReadError {
+    let cut = matches!(
+        e,
+        ReadError::EntryCrossesMember(..) | ReadError::PartialBlock(_)
+    );
+    if cut
+        && tar.inp.done
+        && tar
+            .inp
+            .src
+            .fill()
+            .is_ok_and(|r| r.starts_with(&[0x1f, 0x8b]))
+    {
+        return ReadError::DataMultipleMembers;
+    }
+    e
+}
+
+/// Stream the data member of a package. `visit` sees every entry with a
+/// reader over its content (empty for non-files); whatever it leaves
+/// unread is read afterwards. Checks, in this order: one gzip member,
+/// nothing after it, `datahash`, and each entry's SHA-1 checksum as its
+/// content passes. Errors from the format take precedence over errors the
+/// visitor returns for the same entry.
+pub fn read_data<E: From<ReadError>>(
+    path: &Path,
+    ctl: &ApkControl,
+    mut visit: impl FnMut(&DataEntry, &mut dyn Read) -> Result<(), E>,
+) -> Result<DataSummary, E> {
+    let expected = match ctl.pkginfo.datahash.as_str() {
+        "" => return Err(ReadError::MissingDatahash.into()),
+        s => hex_decode::<32>(s.as_bytes())
+            .ok_or_else(|| ReadError::BadDatahash(s.chars().take(80).collect()))?,
+    };
+    let mut file = File::open(path).map_err(ReadError::from)?;
+    file.seek(SeekFrom::Start(ctl.data_offset))
+        .map_err(ReadError::from)?;
+    let mut src = Source::new(file, ctl.data_offset);
+    if src.at_eof()? {
+        return Err(ReadError::NoData.into());
+    }
+    let member = Member::start(
+        &mut src,
+        Part::Data,
+        MAX_DATA_MEMBER,
+        Raw::Sha256(Sha256::new()),
+    )?;
+    let mut tar = TarReader::new(member, Part::Data, MAX_DATA_ENTRIES);
+    let mut summary = DataSummary {
+        entries: 0,
+        end_of_archive: false,
+        datahash: [0; 32],
+    };
+    loop {
+        let item = tar.next();
+        let h = match item.map_err(|e| at_boundary(&mut tar, e))? {
+            TarItem::End => break,
+            TarItem::EndOfArchive => {
+                summary.end_of_archive = true;
+                tar.expect_only_zeros()?;
+                break;
+            }
+            TarItem::Entry(h) => h,
+        };
+        let entry = data_entry(h)?;
+        summary.entries += 1;
+        if entry.kind == EntryKind::File && entry.checksum.is_some() {
+            tar.hash = Some(Sha1::new());
+        }
+        let visited = visit(&entry, &mut tar);
+        if let Some(e) = tar.failed.take() {
+            return Err(at_boundary(&mut tar, e).into());
+        }
+        let skipped = tar.skip_content();
+        skipped.map_err(|e| at_boundary(&mut tar, e))?;
+        let actual: Option<[u8; 20]> = match entry.kind {
+            EntryKind::File => tar.hash.take().map(|h| h.finalize().into()),
+            EntryKind::Symlink => entry
+                .link_target
+                .as_ref()
+                .map(|t| Sha1::digest(t.as_bytes()).into()),
+            _ => None,
+        };
+        if let (Some(want), Some(got)) = (entry.checksum, actual) {
+            if want != got {
+                return Err(ReadError::ChecksumMismatch { path: entry.path }.into());
+            }
+        }
+        visited?;
+    }
+    let datahash = tar.inp.raw.sha256();
+    drop(tar);
+    if !src.at_eof()? {
+        let rest = src.fill()?;
+        if rest.starts_with(&[0x1f, 0x8b]) {
+            return Err(ReadError::DataMultipleMembers.into());
+        }
+        return Err(ReadError::TrailingGarbage(ctl.file_size.saturating_sub(src.pos)).into());
+    }
+    summary.datahash = datahash;
+    if summary.datahash != expected {
+        return Err(ReadError::DatahashMismatch {
+            expected: hex(&expected),
+            actual: hex(&summary.datahash),
+        }
+        .into());
+    }
+    Ok(summary)
+}
+
+// ---------------------------------------------------------------------------
+// Extraction
+
+/// Split an archive name into safe relative components, or say why not.
+fn safe_components(name: &str) -> Result<Vec<&str>> {
+    let unsafe_path = |problem| ReadError::UnsafePath {
+        path: name.to_string(),
+        problem,
+    };
+    if name.starts_with('/') {
+        return Err(unsafe_path("absolute path"));
+    }
+    let mut parts = Vec::new();
+    for c in name.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(unsafe_path("contains `..`")),
+            c => parts.push(c),
+        }
+    }
+    Ok(parts)
+}
+
+/// Make sure every directory from `root` down to `parts` exists as a real
+/// directory (creating missing ones), never passing through a symlink.
+fn ensure_dirs(root: &Path, parts: &[&str], name: &str) -> Result<PathBuf> {
+    let mut cur = root.to_path_buf();
+    for part in parts {
+        cur.push(part);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(ReadError::UnsafePath {
+                    path: name.to_string(),
+                    problem: "a parent is a symlink or file, not a directory",
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&cur).map_err(|source| ReadError::Write {
+                    path: cur.clone(),
+                    source,
+                })?;
+            }
+            Err(source) => return Err(ReadError::Write { path: cur, source }),
+        }
+    }
+    Ok(cur)
+}
+
+/// Extract a package's data into `dest` (which must exist). Checks what
+/// `read_data` checks; refuses absolute and `..` names and anything that
+/// would go through a symlink; device nodes and fifos are listed but not
+/// created. Directories stay owner-writable. Returns every entry seen.
+pub fn extract(path: &Path, dest: &Path) -> Result<Vec<DataEntry>> {
+    let ctl = read_control(path)?;
+    let mut entries = Vec::new();
+    let mut files: HashSet<String> = HashSet::new();
+    read_data(path, &ctl, |e: &DataEntry, content: &mut dyn Read| {
+        entries.push(e.clone());
+        let parts = safe_components(&e.path)?;
+        let Some((last, parents)) = parts.split_last() else {
+            return Ok(()); // the root directory itself
+        };
+        let dir = ensure_dirs(dest, parents, &e.path)?;
+        let target = dir.join(last);
+        let write_err = |source| ReadError::Write {
+            path: target.clone(),
+            source,
+        };
+        let key = parts.join("/");
+        match fs::symlink_metadata(&target) {
+            Ok(m) if m.file_type().is_dir() => {
+                if e.kind != EntryKind::Directory {
+                    return Err(ReadError::UnsafePath {
+                        path: e.path.clone(),
+                        problem: "replaces a directory",
+                    });
+                }
+            }
+            Ok(_) => {
+                files.remove(&key);
+                fs::remove_file(&target).map_err(write_err)?;
+            }
+            Err(_) => {}
+        }
+        match e.kind {
+            EntryKind::Directory => {
+                if !target.is_dir() {
+                    fs::create_dir(&target).map_err(write_err)?;
+                }
+                fs::set_permissions(&target, fs::Permissions::from_mode(e.mode | 0o700))
+                    .map_err(write_err)?;
+            }
+            EntryKind::File => {
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&target)
+                    .map_err(write_err)?;
+                io::copy(content, &mut f).map_err(write_err)?;
+                f.set_permissions(fs::Permissions::from_mode(e.mode))
+                    .map_err(write_err)?;
+                files.insert(key);
+            }
+            EntryKind::Symlink => {
+                let to = e.link_target.as_deref().unwrap_or_default();
+                std::os::unix::fs::symlink(to, &target).map_err(write_err)?;
+            }
+            EntryKind::Hardlink => {
+                let to = e.link_target.as_deref().unwrap_or_default();
+                let to_key = safe_components(to)?.join("/");
+                if !files.contains(&to_key) {
+                    return Err(ReadError::UnsafePath {
+                        path: e.path.clone(),
+                        problem: "hard link target is not an earlier regular file",
+                    });
+                }
+                fs::hard_link(dest.join(&to_key), &target).map_err(write_err)?;
+                files.insert(key);
+            }
+            EntryKind::CharDevice | EntryKind::BlockDevice | EntryKind::Fifo => {}
+        }
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// Shared test data directory (`PKGBUILD_TESTDATA`, else `../shared/testdata`
+/// next to the crate, else `/work/shared/testdata`).
+#[cfg(test)]
+pub(crate) fn testdata() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PKGBUILD_TESTDATA") {
+        return PathBuf::from(dir);
+    }
+    let sibling = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata");
+    if sibling.is_dir() {
+        return sibling;
+    }
+    PathBuf::from("/work/shared/testdata")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> PathBuf {
+        testdata().join("apk-tools-accepted/repo/x86_64/hello-1.0-r0.apk")
+    }
+
+    #[test]
+    fn reads_the_accepted_package_without_touching_data() {
+        let ctl = read_control(&hello()).unwrap();
+        assert_eq!(ctl.pkginfo.name, "hello");
+        assert_eq!(ctl.pkginfo.version, "1.0-r0");
+        assert_eq!(ctl.signatures.len(), 1);
+        assert_eq!(ctl.signatures[0].key_name, "test-5f3a.rsa.pub");
+        assert_eq!(ctl.signatures[0].alg, Algorithm::Rsa256);
+        assert_eq!(ctl.signatures[0].bytes.len(), 256);
+        // Member sizes from apk-format.md §7: 381 + 425 + 372.
+        assert_eq!(ctl.control_member.len(), 425);
+        assert_eq!(ctl.data_offset, 381 + 425);
+        assert_eq!(ctl.file_size, 1178);
+        assert_eq!(ctl.scripts.len(), 1);
+        assert_eq!(ctl.scripts[0].0, ".post-install");
+        use base64::Engine as _;
+        let c = base64::engine::general_purpose::STANDARD.encode(ctl.control_sha1);
+        assert_eq!(c, "nO7CmxdGHJEmoneupOUkkhqAtxk=");
+    }
+
+    #[test]
+    fn streams_data_entries_with_checksums() {
+        let ctl = read_control(&hello()).unwrap();
+        let mut seen = Vec::new();
+        let summary = read_data(&hello(), &ctl, |e, content| -> Result<(), ReadError> {
+            let mut body = Vec::new();
+            content.read_to_end(&mut body)?;
+            seen.push((e.path.clone(), e.kind, body.len(), e.checksum.is_some()));
+            Ok(())
+        })
+        .unwrap();
+        assert!(summary.end_of_archive);
+        assert_eq!(summary.entries, 7);
+        assert_eq!(seen[2], ("usr/bin/hello".into(), EntryKind::File, 21, true));
+        assert_eq!(seen[3].1, EntryKind::Symlink);
+        assert_eq!(
+            seen[4],
+            ("usr/bin/hello-hard".into(), EntryKind::Hardlink, 0, false)
+        );
+    }
+
+    #[test]
+    fn extracts_safely() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = extract(&hello(), dir.path()).unwrap();
+        assert_eq!(entries.len(), 7);
+        let root = dir.path();
+        assert_eq!(
+            fs::read_to_string(root.join("usr/bin/hello")).unwrap(),
+            "#!/bin/sh\necho hello\n"
+        );
+        assert_eq!(
+            fs::read_link(root.join("usr/bin/hello-link")).unwrap(),
+            Path::new("hello")
+        );
+        use std::os::unix::fs::MetadataExt;
+        let a = fs::metadata(root.join("usr/bin/hello")).unwrap();
+        let b = fs::metadata(root.join("usr/bin/hello-hard")).unwrap();
+        assert_eq!(a.ino(), b.ino());
+        assert_eq!(a.mode() & 0o7777, 0o755);
+    }
+
+    #[test]
+    fn extraction_never_leaves_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("evil")).unwrap();
+        assert!(matches!(
+            ensure_dirs(&root, &["evil", "x"], "evil/x/y"),
+            Err(ReadError::UnsafePath { .. })
+        ));
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn octal_fields_are_strict_like_apk() {
+        assert_eq!(octal(b"0000755\0"), Ok(0o755));
+        assert_eq!(octal(b"0000755 "), Ok(0o755));
+        assert_eq!(octal(b"\0\0\0\0\0\0\0\0"), Ok(0));
+        assert!(octal(b" 000755\0").is_err());
+        assert!(octal(b"0000758\0").is_err());
+        assert!(octal(b"00007x5\0").is_err());
+        assert!(octal(b"0007 5\0\0").is_err());
+    }
+
+    #[test]
+    fn pax_records_parse_and_reject_garbage() {
+        let recs = parse_pax(b"30 APK-TOOLS.checksum.SHA1=ab\n12 path=abc\n").unwrap();
+        assert_eq!(recs[0], ("APK-TOOLS.checksum.SHA1".into(), b"ab".to_vec()));
+        assert_eq!(recs[1], ("path".into(), b"abc".to_vec()));
+        for bad in [
+            &b"5 a=b"[..],
+            b"x path=a\n",
+            b"99 path=a\n",
+            b"3 \n",
+            b"9 pathab\n",
+        ] {
+            assert!(parse_pax(bad).is_err(), "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn safe_components_refuse_escapes() {
+        assert_eq!(safe_components("./usr//bin/").unwrap(), ["usr", "bin"]);
+        assert!(safe_components("/etc/passwd").is_err());
+        assert!(safe_components("usr/../../x").is_err());
+    }
+
+    #[test]
+    fn inflate_member_rejects_trailing_bytes() {
+        let gz = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(b"hello").unwrap();
+            e.finish().unwrap()
+        };
+        assert_eq!(inflate_member(&gz, 100).as_deref(), Some(&b"hello"[..]));
+        let mut extra = gz.clone();
+        extra.push(0);
+        assert_eq!(inflate_member(&extra, 100), None);
+        assert_eq!(inflate_member(&gz, 2), None, "limit applies");
+        let mut bad_crc = gz;
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 1;
+        assert_eq!(inflate_member(&bad_crc, 100), None);
+    }
+}

@@ -1,0 +1,231 @@
+//! The build workspace: a private directory seen by the steps as the build
+//! root (`/home/build` in the sandbox), seeded with a copy of the source
+//! directory and holding one `melange-out/<name>` output tree per package.
+//!
+//! The copy never follows symlinks (a link is copied as a link), so a
+//! hostile source tree cannot pull host files into a package.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+/// gitignore-style patterns from `.melangeignore`, as melange honours them.
+#[derive(Debug, Default)]
+pub struct IgnoreRules {
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    re: Regex,
+    negate: bool,
+    dir_only: bool,
+}
+
+impl IgnoreRules {
+    pub fn parse(text: &str) -> IgnoreRules {
+        let rules = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|line| {
+                let (negate, pat) = match line.strip_prefix('!') {
+                    Some(p) => (true, p),
+                    None => (false, line.strip_prefix('\\').unwrap_or(line)),
+                };
+                let (dir_only, pat) = match pat.strip_suffix('/') {
+                    Some(p) => (true, p),
+                    None => (false, pat),
+                };
+                // A pattern with a slash (other than trailing) is anchored to
+                // the root; one without matches at any depth.
+                let anchored = pat.contains('/');
+                let pat = pat.trim_start_matches('/');
+                if pat.is_empty() {
+                    return None;
+                }
+                let body = glob_to_regex(pat);
+                let re = if anchored {
+                    format!("^{body}(/.*)?$")
+                } else {
+                    format!("^(.*/)?{body}(/.*)?$")
+                };
+                Regex::new(&re).ok().map(|re| Rule {
+                    re,
+                    negate,
+                    dir_only,
+                })
+            })
+            .collect();
+        IgnoreRules { rules }
+    }
+
+    /// Whether `rel` (slash-separated, relative to the source root) is
+    /// ignored. The last matching rule wins, as in git.
+    pub fn is_ignored(&self, rel: &str, is_dir: bool) -> bool {
+        let mut ignored = false;
+        for r in &self.rules {
+            if r.dir_only && !is_dir && !r.re.is_match(rel.rsplit_once('/').map_or("", |p| p.0)) {
+                continue;
+            }
+            if r.re.is_match(rel) {
+                ignored = !r.negate;
+            }
+        }
+        ignored
+    }
+}
+
+fn glob_to_regex(glob: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = glob.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                // `**/` matches any number of directories, `/**` everything below.
+                if chars.get(i + 2) == Some(&'/') {
+                    out.push_str("(.*/)?");
+                    i += 3;
+                } else {
+                    out.push_str(".*");
+                    i += 2;
+                }
+                continue;
+            }
+            '*' => out.push_str("[^/]*"),
+            '?' => out.push_str("[^/]"),
+            '[' => {
+                if let Some(end) = chars[i..].iter().position(|&c| c == ']') {
+                    let class: String = chars[i + 1..i + end].iter().collect();
+                    let class = class.replacen('!', "^", 1).replace('\\', "\\\\");
+                    out.push('[');
+                    out.push_str(&class);
+                    out.push(']');
+                    i += end + 1;
+                    continue;
+                }
+                out.push_str("\\[");
+            }
+            c => out.push_str(&regex::escape(&c.to_string())),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Copy `src` into `dst` (which must exist), skipping ignored paths and
+/// any path in `exclude` (the output and cache directories and the env
+/// file, when they lie inside the source directory). Symlinks are recreated, never followed.
+pub fn copy_source(src: &Path, dst: &Path, exclude: &[PathBuf]) -> io::Result<u64> {
+    let rules = match fs::read_to_string(src.join(".melangeignore")) {
+        Ok(t) => IgnoreRules::parse(&t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => IgnoreRules::default(),
+        Err(e) => return Err(e),
+    };
+    let exclude: Vec<PathBuf> = exclude
+        .iter()
+        .filter_map(|p| fs::canonicalize(p).ok())
+        .collect();
+    let mut copied = 0;
+    copy_dir(src, dst, "", &rules, &exclude, &mut copied)?;
+    Ok(copied)
+}
+
+fn copy_dir(
+    src: &Path,
+    dst: &Path,
+    rel: &str,
+    rules: &IgnoreRules,
+    exclude: &[PathBuf],
+    copied: &mut u64,
+) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(src)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name_str = name.to_string_lossy();
+        let child_rel = if rel.is_empty() {
+            name_str.to_string()
+        } else {
+            format!("{rel}/{name_str}")
+        };
+        let from = entry.path();
+        let to = dst.join(&name);
+        let meta = fs::symlink_metadata(&from)?;
+        let ft = meta.file_type();
+        if rules.is_ignored(&child_rel, ft.is_dir()) {
+            continue;
+        }
+        if !ft.is_symlink()
+            && exclude
+                .iter()
+                .any(|x| fs::canonicalize(&from).is_ok_and(|c| &c == x))
+        {
+            continue;
+        }
+        if ft.is_dir() {
+            fs::create_dir_all(&to)?;
+            copy_dir(&from, &to, &child_rel, rules, exclude, copied)?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(meta.permissions().mode()))?;
+        } else if ft.is_symlink() {
+            symlink(fs::read_link(&from)?, &to)?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to)?;
+            *copied += meta.len();
+        }
+        // Sockets, fifos and devices are not source files; skip them.
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_rules_follow_gitignore_semantics() {
+        let r = IgnoreRules::parse("# c\n*.o\n/build\nlogs/\n!keep.o\ndocs/**/*.tmp\n");
+        assert!(r.is_ignored("a.o", false));
+        assert!(r.is_ignored("src/x/a.o", false));
+        assert!(!r.is_ignored("keep.o", false));
+        assert!(r.is_ignored("build", true));
+        assert!(r.is_ignored("build/x.c", false));
+        assert!(!r.is_ignored("src/build", true));
+        assert!(r.is_ignored("logs", true));
+        assert!(r.is_ignored("a/logs/x", false));
+        assert!(!r.is_ignored("logs", false));
+        assert!(r.is_ignored("docs/a/b/c.tmp", false));
+        assert!(r.is_ignored("docs/c.tmp", false));
+        assert!(!r.is_ignored("main.c", false));
+    }
+
+    #[test]
+    fn copy_honours_ignore_and_keeps_symlinks_as_links() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let s = src.path();
+        fs::create_dir_all(s.join("sub")).unwrap();
+        fs::create_dir_all(s.join("packages/x86_64")).unwrap();
+        fs::write(s.join("a.c"), "int x;").unwrap();
+        fs::write(s.join("sub/b.o"), "obj").unwrap();
+        fs::write(s.join(".melangeignore"), "*.o\n").unwrap();
+        fs::write(s.join("secrets.env"), "TOKEN=x\n").unwrap();
+        symlink("/etc/passwd", s.join("link")).unwrap();
+        copy_source(s, dst.path(), &[s.join("packages"), s.join("secrets.env")]).unwrap();
+        let d = dst.path();
+        assert_eq!(fs::read_to_string(d.join("a.c")).unwrap(), "int x;");
+        assert!(!d.join("sub/b.o").exists());
+        assert!(!d.join("packages").exists());
+        assert!(!d.join("secrets.env").exists());
+        let meta = fs::symlink_metadata(d.join("link")).unwrap();
+        assert!(meta.file_type().is_symlink());
+        assert_eq!(
+            fs::read_link(d.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+    }
+}

@@ -1,0 +1,1195 @@
+//! SPDX 2.3 JSON SBOM for one built package, shaped like melange's: the
+//! document describes the apk (purl `pkg:apk/<ns>/<name>@<ver>?arch=..&distro=..`),
+//! every upstream source (`fetch`, `git-checkout`) is its own package, and the
+//! apk is `GENERATED_FROM` each of them. The file lands inside the package at
+//! [`sbom_path`].
+//!
+//! Output is a pure function of [`SbomInput`]: the creation time is
+//! SOURCE_DATE_EPOCH, the document namespace is a hash of the document's own
+//! content, ordering follows the input, and serialisation is serde's
+//! field-ordered pretty printer. So two builds of the same recipe produce the
+//! same bytes.
+//!
+//! Everything written must pass the SPDX project's validator (`pyspdxtools`).
+//! Where a recipe value would not (a license outside the SPDX list, a URL the
+//! validator's grammar rejects, a malformed CPE or checksum), the value is
+//! normalised to something valid and [`warnings`] says what was changed, so a
+//! linter can surface it. This module knows nothing of recipes, files or
+//! processes.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+const NOASSERTION: &str = "NOASSERTION";
+
+/// One upstream source the package was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceRef {
+    /// A `fetch` step: an archive downloaded from `url`, with the checksums
+    /// the recipe pinned (lowercase hex).
+    Fetch {
+        url: String,
+        sha256: Option<String>,
+        sha512: Option<String>,
+    },
+    /// A `git-checkout` step at a resolved `commit`.
+    Git {
+        repository: String,
+        commit: String,
+        tag: Option<String>,
+        branch: Option<String>,
+    },
+}
+
+/// Everything the SBOM of one (sub)package says.
+#[derive(Debug, Clone, Copy)]
+pub struct SbomInput<'a> {
+    /// The apk's name (the subpackage name for subpackages).
+    pub name: &'a str,
+    /// `<version>-r<release>`, exactly as in `.PKGINFO`.
+    pub full_version: &'a str,
+    pub arch: &'a str,
+    /// The main package's name; equal to `name` for the main package.
+    pub origin: &'a str,
+    /// The recipe's license expression (all `copyright[].license` joined).
+    pub license: &'a str,
+    /// The recipe's copyright attestations; empty means NOASSERTION.
+    pub copyright: &'a str,
+    pub cpe: Option<&'a str>,
+    /// The project homepage; empty when unknown.
+    pub url: &'a str,
+    /// The distribution namespace used in purls and as supplier (`local`, `wolfi`...).
+    pub namespace: &'a str,
+    pub sources: &'a [SourceRef],
+    /// SOURCE_DATE_EPOCH in seconds: the document's creation time.
+    pub epoch: u64,
+    pub description: &'a str,
+}
+
+/// Where the SBOM lives inside the package, relative to its root:
+/// `var/lib/db/sbom/<name>-<full_version>.spdx.json` (melange's location).
+/// A `/` in either part is replaced so the path cannot leave that directory.
+pub fn sbom_path(name: &str, full_version: &str) -> String {
+    let clean = |s: &str| s.replace(['/', '\0'], "_");
+    format!(
+        "var/lib/db/sbom/{}-{}.spdx.json",
+        clean(name),
+        clean(full_version)
+    )
+}
+
+/// The SBOM document as pretty-printed JSON with a trailing newline.
+pub fn render(input: &SbomInput) -> Vec<u8> {
+    build(input).0
+}
+
+/// What [`render`] had to change to keep the document valid, one sentence
+/// each (empty when the input was already clean). Meant for `lint`.
+pub fn warnings(input: &SbomInput) -> Vec<String> {
+    build(input).1
+}
+
+/// Seconds since the Unix epoch as an RFC 3339 UTC timestamp
+/// (`1970-01-01T00:00:00Z`). Times past year 9999 are clamped to its last
+/// second, since RFC 3339 has only four year digits.
+pub fn rfc3339(epoch: u64) -> String {
+    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let t = epoch.min(MAX);
+    let (days, secs) = (t / 86_400, t % 86_400);
+    // Civil-from-days (proleptic Gregorian), counting eras of 400 years from
+    // 0000-03-01 so that the leap day falls at the end of each year.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Document model: field order is the order melange writes.
+
+#[derive(Serialize)]
+struct Document {
+    #[serde(rename = "SPDXID")]
+    spdx_id: &'static str,
+    name: String,
+    #[serde(rename = "spdxVersion")]
+    spdx_version: &'static str,
+    #[serde(rename = "creationInfo")]
+    creation_info: CreationInfo,
+    #[serde(rename = "dataLicense")]
+    data_license: &'static str,
+    #[serde(rename = "documentNamespace")]
+    document_namespace: String,
+    #[serde(rename = "documentDescribes")]
+    document_describes: Vec<String>,
+    packages: Vec<Package>,
+    relationships: Vec<Relationship>,
+    #[serde(
+        rename = "hasExtractedLicensingInfos",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    extracted: Vec<ExtractedLicense>,
+}
+
+#[derive(Serialize)]
+struct CreationInfo {
+    created: String,
+    creators: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Package {
+    #[serde(rename = "SPDXID")]
+    spdx_id: String,
+    name: String,
+    #[serde(rename = "versionInfo")]
+    version_info: String,
+    #[serde(rename = "filesAnalyzed")]
+    files_analyzed: bool,
+    #[serde(rename = "licenseConcluded")]
+    license_concluded: &'static str,
+    #[serde(rename = "licenseDeclared")]
+    license_declared: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(rename = "downloadLocation")]
+    download_location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    homepage: Option<String>,
+    #[serde(rename = "sourceInfo", skip_serializing_if = "Option::is_none")]
+    source_info: Option<String>,
+    originator: String,
+    supplier: String,
+    #[serde(rename = "copyrightText", skip_serializing_if = "Option::is_none")]
+    copyright_text: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checksums: Vec<Checksum>,
+    #[serde(rename = "externalRefs")]
+    external_refs: Vec<ExternalRef>,
+    #[serde(
+        rename = "primaryPackagePurpose",
+        skip_serializing_if = "Option::is_none"
+    )]
+    purpose: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Checksum {
+    algorithm: &'static str,
+    #[serde(rename = "checksumValue")]
+    value: String,
+}
+
+#[derive(Serialize)]
+struct ExternalRef {
+    #[serde(rename = "referenceCategory")]
+    category: &'static str,
+    #[serde(rename = "referenceLocator")]
+    locator: String,
+    #[serde(rename = "referenceType")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Relationship {
+    #[serde(rename = "spdxElementId")]
+    element: String,
+    #[serde(rename = "relationshipType")]
+    kind: &'static str,
+    #[serde(rename = "relatedSpdxElement")]
+    related: String,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+struct ExtractedLicense {
+    #[serde(rename = "licenseId")]
+    license_id: String,
+    name: String,
+    #[serde(rename = "extractedText")]
+    extracted_text: String,
+}
+
+/// Builds the document and returns its bytes plus the normalisation notes.
+fn build(input: &SbomInput) -> (Vec<u8>, Vec<String>) {
+    let mut warn = Vec::new();
+    let mut ids = IdAllocator::default();
+
+    let license = normalize_license(input.license);
+    for note in &license.notes {
+        warn.push(format!("license: {note}"));
+    }
+
+    let apk_id = ids.claim(&format!(
+        "SPDXRef-Package-{}-{}",
+        input.name, input.full_version
+    ));
+    let mut packages = vec![apk_package(input, &apk_id, &license.expression, &mut warn)];
+    let mut relationships = vec![Relationship {
+        element: "SPDXRef-DOCUMENT".into(),
+        kind: "DESCRIBES",
+        related: apk_id.clone(),
+    }];
+    for (index, source) in input.sources.iter().enumerate() {
+        let pkg = source_package(input, source, index, &mut ids, &mut warn);
+        relationships.push(Relationship {
+            element: apk_id.clone(),
+            kind: "GENERATED_FROM",
+            related: pkg.spdx_id.clone(),
+        });
+        packages.push(pkg);
+    }
+
+    let mut doc = Document {
+        spdx_id: "SPDXRef-DOCUMENT",
+        name: format!("apk-{}-{}", input.name, input.full_version),
+        spdx_version: "SPDX-2.3",
+        creation_info: CreationInfo {
+            created: rfc3339(input.epoch),
+            creators: vec![format!("Tool: pkgbuild-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        data_license: "CC0-1.0",
+        document_namespace: String::new(),
+        document_describes: vec![apk_id],
+        packages,
+        relationships,
+        extracted: license.extracted,
+    };
+    // The namespace must be unique per distinct document and stable per
+    // identical one: hash everything else the document says.
+    let digest = Sha256::digest(to_json(&doc));
+    doc.document_namespace = format!(
+        "https://spdx.org/spdxdocs/pkgbuild/{}-{}-{}-{}",
+        uri_segment(input.name),
+        uri_segment(input.full_version),
+        uri_segment(input.arch),
+        &hex(&digest)[..32]
+    );
+    (to_json(&doc), warn)
+}
+
+fn to_json(doc: &Document) -> Vec<u8> {
+    // Serialising plain structs of strings cannot fail.
+    let mut out = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+fn apk_package(input: &SbomInput, id: &str, license: &str, warn: &mut Vec<String>) -> Package {
+    let supplier = organization(input.namespace);
+    let mut external_refs = vec![ExternalRef {
+        category: "PACKAGE-MANAGER",
+        locator: apk_purl(input),
+        kind: "purl",
+    }];
+    if let Some(cpe) = input.cpe.map(str::trim).filter(|c| !c.is_empty()) {
+        if CPE23.is_match(cpe) {
+            external_refs.push(ExternalRef {
+                category: "SECURITY",
+                locator: cpe.to_string(),
+                kind: "cpe23Type",
+            });
+        } else if CPE22.is_match(cpe) {
+            external_refs.push(ExternalRef {
+                category: "SECURITY",
+                locator: cpe.to_string(),
+                kind: "cpe22Type",
+            });
+        } else {
+            warn.push(format!(
+                "cpe: {cpe:?} is neither a CPE 2.3 formatted string nor a CPE 2.2 URI; left out"
+            ));
+        }
+    }
+    let homepage = match input.url.trim() {
+        "" => None,
+        url if is_spdx_url(url) => Some(url.to_string()),
+        url => {
+            warn.push(format!(
+                "url: {url:?} is not a URL the SPDX validator accepts; homepage left out"
+            ));
+            None
+        }
+    };
+    let source_info = (input.origin != input.name && !input.origin.is_empty())
+        .then(|| format!("subpackage of {}", input.origin));
+    Package {
+        spdx_id: id.to_string(),
+        name: input.name.to_string(),
+        version_info: input.full_version.to_string(),
+        files_analyzed: false,
+        license_concluded: NOASSERTION,
+        license_declared: license.to_string(),
+        description: Some(input.description.trim())
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
+        download_location: NOASSERTION.into(),
+        homepage,
+        source_info,
+        originator: supplier.clone(),
+        supplier,
+        copyright_text: Some(match input.copyright.trim() {
+            "" => NOASSERTION.to_string(),
+            text => text.to_string(),
+        }),
+        checksums: Vec::new(),
+        external_refs,
+        purpose: None,
+    }
+}
+
+fn source_package(
+    input: &SbomInput,
+    source: &SourceRef,
+    index: usize,
+    ids: &mut IdAllocator,
+    warn: &mut Vec<String>,
+) -> Package {
+    let upstream_version = upstream_version(input.full_version);
+    let (id, name, version, location, source_info, supplier, checksums, purl);
+    match source {
+        SourceRef::Fetch {
+            url,
+            sha256,
+            sha512,
+        } => {
+            let mut sums = Vec::new();
+            let mut qualifiers = Vec::new();
+            for (algorithm, value, len) in [("SHA256", sha256, 64), ("SHA512", sha512, 128)] {
+                let Some(raw) = value else { continue };
+                let value = raw.trim().to_ascii_lowercase();
+                if value.len() == len && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    qualifiers.push(format!("{}:{value}", algorithm.to_ascii_lowercase()));
+                    sums.push(Checksum { algorithm, value });
+                } else {
+                    warn.push(format!(
+                        "source {index}: {algorithm} {raw:?} is not {len} hex digits; left out"
+                    ));
+                }
+            }
+            let mut q = BTreeMap::new();
+            if !qualifiers.is_empty() {
+                // purl-spec: `checksum` is a comma-separated list of algo:hex.
+                q.insert("checksum", qualifiers.join(","));
+            }
+            q.insert("download_url", url.clone());
+            id = format!(
+                "SPDXRef-Package-{}-{upstream_version}-{index}",
+                input.origin
+            );
+            name = input.origin.to_string();
+            version = upstream_version.to_string();
+            purl = make_purl("generic", None, input.origin, &version, &q);
+            (location, source_info) = download_location(url, url, index, warn);
+            supplier = NOASSERTION.to_string();
+            checksums = sums;
+        }
+        SourceRef::Git {
+            repository,
+            commit,
+            tag,
+            branch,
+        } => {
+            let tag = tag.as_deref().filter(|t| !t.is_empty());
+            let branch = branch.as_deref().filter(|b| !b.is_empty());
+            let repo = parse_repo(repository);
+            // melange names the version by tag when there is one; the commit
+            // is always in the download location.
+            version = tag.unwrap_or(commit).to_string();
+            name = repo.name.clone();
+            let mut parts = vec![repository
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .to_string()];
+            parts.extend(branch.map(str::to_string));
+            parts.extend(tag.map(str::to_string));
+            if !commit.is_empty() {
+                parts.push(commit.clone());
+            }
+            parts.push(index.to_string());
+            id = format!("SPDXRef-Package-{}", parts.join("-"));
+            // SPDX's VCS download location form, <vcs>+<url>@<revision>,
+            // which is also what purl-spec wants in `vcs_url`.
+            let mut vcs_location = if repository.starts_with("git+") {
+                repository.clone()
+            } else {
+                format!("git+{repository}")
+            };
+            if !commit.is_empty() {
+                vcs_location = format!("{vcs_location}@{commit}");
+            }
+            purl = match repo.forge {
+                Some(forge) => {
+                    make_purl(forge, Some(&repo.owner), &name, &version, &BTreeMap::new())
+                }
+                None => {
+                    let q = BTreeMap::from([("vcs_url", vcs_location.clone())]);
+                    make_purl("generic", None, &name, &version, &q)
+                }
+            };
+            (location, source_info) = download_location(&vcs_location, repository, index, warn);
+            supplier = match repo.forge {
+                Some(_) => organization(&repo.owner),
+                None => NOASSERTION.to_string(),
+            };
+            checksums = Vec::new();
+        }
+    }
+    Package {
+        spdx_id: ids.claim(&id),
+        name,
+        version_info: version,
+        files_analyzed: false,
+        license_concluded: NOASSERTION,
+        // What upstream itself declares is not known to us; the recipe's
+        // license describes the built apk.
+        license_declared: NOASSERTION.to_string(),
+        description: None,
+        download_location: location,
+        homepage: None,
+        source_info,
+        originator: supplier.clone(),
+        supplier,
+        copyright_text: None,
+        checksums,
+        external_refs: vec![ExternalRef {
+            category: "PACKAGE-MANAGER",
+            locator: purl,
+            kind: "purl",
+        }],
+        purpose: Some("SOURCE"),
+    }
+}
+
+/// `location` if the validator accepts it, else NOASSERTION with the
+/// original kept as free-text `sourceInfo` so nothing is lost.
+fn download_location(
+    location: &str,
+    original: &str,
+    index: usize,
+    warn: &mut Vec<String>,
+) -> (String, Option<String>) {
+    if is_spdx_download_location(location) {
+        (location.to_string(), None)
+    } else {
+        warn.push(format!(
+            "source {index}: {original:?} is not a download location the SPDX validator accepts \
+             (it wants a public host name); recorded as NOASSERTION with the URL in sourceInfo"
+        ));
+        (
+            NOASSERTION.to_string(),
+            Some(format!("retrieved from {original}")),
+        )
+    }
+}
+
+/// `1.2.3-r4` → `1.2.3`: the upstream version melange's `fetch` uses.
+fn upstream_version(full_version: &str) -> &str {
+    match full_version.rsplit_once("-r") {
+        Some((v, r)) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => v,
+        _ => full_version,
+    }
+}
+
+struct Repo {
+    /// `github`/`gitlab` purl type when hosted there.
+    forge: Option<&'static str>,
+    owner: String,
+    name: String,
+}
+
+fn parse_repo(repository: &str) -> Repo {
+    let rest = repository
+        .split_once("://")
+        .map_or(repository, |(_, rest)| rest);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = host.rsplit('@').next().unwrap_or(host).to_ascii_lowercase();
+    let path = path.trim_end_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let name = if last.is_empty() { "source" } else { last };
+    let forge = match host.split(':').next() {
+        Some("github.com") => Some("github"),
+        Some("gitlab.com") => Some("gitlab"),
+        _ => None,
+    };
+    match (forge, path.split_once('/')) {
+        (Some(forge), Some((owner, _))) if !owner.is_empty() => Repo {
+            forge: Some(forge),
+            owner: owner.to_string(),
+            name: name.to_string(),
+        },
+        _ => Repo {
+            forge: None,
+            owner: String::new(),
+            name: name.to_string(),
+        },
+    }
+}
+
+fn apk_purl(input: &SbomInput) -> String {
+    let mut q = BTreeMap::new();
+    if !input.arch.is_empty() {
+        q.insert("arch", input.arch.to_string());
+    }
+    if !input.namespace.is_empty() {
+        q.insert("distro", input.namespace.to_string());
+    }
+    let ns = Some(input.namespace).filter(|n| !n.is_empty());
+    make_purl("apk", ns, input.name, input.full_version, &q)
+}
+
+/// `pkg:<type>/<namespace>/<name>@<version>?<k=v&...>`; qualifiers sorted by
+/// key and every component percent-encoded as purl-spec asks.
+fn make_purl(
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    version: &str,
+    qualifiers: &BTreeMap<&str, String>,
+) -> String {
+    let mut out = format!("pkg:{kind}/");
+    if let Some(ns) = namespace {
+        let segments: Vec<String> = ns.split('/').map(purl_escape).collect();
+        out.push_str(&segments.join("/"));
+        out.push('/');
+    }
+    out.push_str(&purl_escape(name));
+    if !version.is_empty() {
+        out.push('@');
+        out.push_str(&purl_escape(version));
+    }
+    let query: Vec<String> = qualifiers
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", purl_escape(v)))
+        .collect();
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(&query.join("&"));
+    }
+    out
+}
+
+fn purl_escape(s: &str) -> String {
+    percent_encode(s, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Escapes a name for use inside the namespace URI path.
+fn uri_segment(s: &str) -> String {
+    percent_encode(s, |b| b.is_ascii_alphanumeric() || b"-._~+".contains(&b))
+}
+
+fn percent_encode(s: &str, keep: impl Fn(u8) -> bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// `Organization: Wolfi` from `wolfi` (melange title-cases its namespace).
+fn organization(name: &str) -> String {
+    let name = name.trim();
+    if name.is_empty() {
+        return NOASSERTION.to_string();
+    }
+    let mut chars = name.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+    format!(
+        "Organization: {}{}",
+        first.unwrap_or_default(),
+        chars.as_str()
+    )
+}
+
+/// Hands out SPDX identifiers: invalid characters are replaced as melange
+/// does (`:` and `/` become `-`, anything else outside `[A-Za-z0-9.-]`
+/// becomes `C<codepoint>`), and a repeat gets a numeric suffix.
+#[derive(Default)]
+struct IdAllocator {
+    used: HashSet<String>,
+}
+
+impl IdAllocator {
+    fn claim(&mut self, raw: &str) -> String {
+        let base = spdx_id(raw);
+        let mut id = base.clone();
+        let mut n = 1;
+        while !self.used.insert(id.clone()) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        id
+    }
+}
+
+/// Makes `raw` a valid SPDX element id (`SPDXRef-[A-Za-z0-9.-]+`).
+pub fn spdx_id(raw: &str) -> String {
+    let body = raw.strip_prefix("SPDXRef-").unwrap_or(raw);
+    let mut out = String::from("SPDXRef-");
+    for c in body.chars() {
+        match c {
+            ':' | '/' => out.push('-'),
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '.' => out.push(c),
+            c => {
+                let _ = write!(out, "C{}", c as u32);
+            }
+        }
+    }
+    if out.len() == "SPDXRef-".len() {
+        out.push_str("unnamed");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Validator-compatible shapes. The SPDX validator checks URLs and CPEs with
+// regular expressions; these say the same things so we never emit a value it
+// would reject (we may be stricter, never looser).
+
+/// A URL with a scheme and a public DNS host (the validator wants a
+/// letters-only top-level label, so IP literals and `localhost` fail).
+static URL: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)^(?:https?|ssh|git|svn|sftp|ftp)://(?:[\w\-.!~*'()%;:&=+$,]+@)?[a-z0-9]+(?:[-.][a-z0-9]+)*\.[a-z]{2,}(?::[0-9]{1,5})?(?:/.*)?$",
+    )
+    .expect("static regex")
+});
+
+/// `git+git@host:path` (scp-like) is the one non-URL git form SPDX allows.
+static SCP_GIT: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(?i)^git\+git@[a-z0-9.-]+:[a-z0-9/\\.@-]+$").expect("static regex")
+});
+
+static CPE23: LazyLock<regex::Regex> = LazyLock::new(|| {
+    // One attribute: a quoted-or-plain run with optional wildcards, or `*`/`-`.
+    let attr = r##"(?:(?:\?*|\*?)(?:[a-zA-Z0-9._-]|\\[\\*?!"#$%&'()+,/:;<=>@\[\]^`{|}~])+(?:\?*|\*?)|[*-])"##;
+    let lang = r"(?:[a-zA-Z]{2,3}(?:-(?:[a-zA-Z]{2}|[0-9]{3}))?|[*-])";
+    regex::Regex::new(&format!(
+        r"^cpe:2\.3:[aho*-](?::{attr}){{5}}:{lang}(?::{attr}){{4}}$"
+    ))
+    .expect("static regex")
+});
+
+static CPE22: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"^[cC][pP][eE]:/[AHOaho]?(?::[A-Za-z0-9._\-~%]*){0,6}$")
+        .expect("static regex")
+});
+
+fn is_spdx_url(s: &str) -> bool {
+    URL.is_match(s)
+}
+
+fn is_spdx_download_location(s: &str) -> bool {
+    let vcs_stripped = ["git+", "hg+", "svn+", "bzr+"]
+        .iter()
+        .find_map(|p| s.strip_prefix(p))
+        .unwrap_or(s);
+    is_spdx_url(vcs_stripped) || SCP_GIT.is_match(s)
+}
+
+// ---------------------------------------------------------------------------
+// License expressions.
+
+/// A recipe license turned into what `licenseDeclared` can carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct License {
+    /// A valid SPDX expression (canonical id case, upper-case operators),
+    /// `NONE`, or `NOASSERTION`.
+    pub expression: String,
+    /// Why the expression differs from the input, one note each.
+    pub notes: Vec<String>,
+    extracted: Vec<ExtractedLicense>,
+}
+
+static LICENSE_IDS: LazyLock<HashMap<String, &'static str>> =
+    LazyLock::new(|| id_table(include_str!("spdx_license_ids.txt")));
+static EXCEPTION_IDS: LazyLock<HashMap<String, &'static str>> =
+    LazyLock::new(|| id_table(include_str!("spdx_exception_ids.txt")));
+
+fn id_table(list: &'static str) -> HashMap<String, &'static str> {
+    list.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|id| (id.to_ascii_lowercase(), id))
+        .collect()
+}
+
+/// Whether `id` is on the SPDX license list we ship (case-insensitive).
+pub fn is_known_license(id: &str) -> bool {
+    LICENSE_IDS.contains_key(&id.to_ascii_lowercase())
+}
+
+/// Normalises a recipe license into a valid SPDX expression: empty becomes
+/// NOASSERTION; known ids get their canonical case; a custom
+/// `LicenseRef-x` or an id not on the list becomes a `LicenseRef-` declared
+/// in `hasExtractedLicensingInfos`; text that is not an expression at all
+/// becomes one `LicenseRef-` standing for the whole string.
+pub fn normalize_license(raw: &str) -> License {
+    let raw = raw.trim();
+    let mut out = License {
+        expression: String::new(),
+        notes: Vec::new(),
+        extracted: Vec::new(),
+    };
+    match raw {
+        "" => {
+            out.expression = NOASSERTION.into();
+            return out;
+        }
+        "NONE" | "NOASSERTION" => {
+            out.expression = raw.into();
+            return out;
+        }
+        _ => {}
+    }
+    let mut refs = BTreeMap::new();
+    out.expression = match parse_expression(raw) {
+        Some(expr) => render_expr(&expr, &mut refs, &mut out.notes),
+        None => {
+            out.notes.push(format!(
+                "{raw:?} is not an SPDX license expression; recorded as a custom LicenseRef"
+            ));
+            license_ref(raw, &mut refs)
+        }
+    };
+    out.extracted = refs
+        .into_iter()
+        .map(|(license_id, name)| ExtractedLicense {
+            extracted_text: format!(
+                "The recipe declares the license {name:?}, which is not on the SPDX License \
+                 List; pkgbuild did not record its text."
+            ),
+            license_id,
+            name,
+        })
+        .collect();
+    out
+}
+
+/// `LicenseRef-<sanitised>` for `original`, registered for extraction.
+fn license_ref(original: &str, refs: &mut BTreeMap<String, String>) -> String {
+    let body = original.strip_prefix("LicenseRef-").unwrap_or(original);
+    let mut clean = String::new();
+    for c in body.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '.' {
+            c
+        } else if c == '+' {
+            clean.push_str("-plus");
+            continue;
+        } else {
+            '-'
+        };
+        if !(c == '-' && (clean.is_empty() || clean.ends_with('-'))) {
+            clean.push(c);
+        }
+    }
+    let clean = clean.trim_end_matches('-');
+    let id = format!(
+        "LicenseRef-{}",
+        if clean.is_empty() { "custom" } else { clean }
+    );
+    refs.entry(id.clone())
+        .or_insert_with(|| original.to_string());
+    id
+}
+
+enum Expr {
+    Id(String),
+    With(String, String),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Group(Box<Expr>),
+}
+
+#[derive(PartialEq)]
+enum Token<'a> {
+    Open,
+    Close,
+    Word(&'a str),
+}
+
+fn tokenize(s: &str) -> Vec<Token<'_>> {
+    let mut tokens = Vec::new();
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start();
+        let Some(c) = rest.chars().next() else { break };
+        match c {
+            '(' => {
+                tokens.push(Token::Open);
+                rest = &rest[1..];
+            }
+            ')' => {
+                tokens.push(Token::Close);
+                rest = &rest[1..];
+            }
+            _ => {
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || c == '(' || c == ')')
+                    .unwrap_or(rest.len());
+                // Any other character is part of a word; a word that is not
+                // a known id becomes a LicenseRef later.
+                tokens.push(Token::Word(&rest[..end]));
+                rest = &rest[end..];
+            }
+        }
+    }
+    tokens
+}
+
+fn is_op(word: &str, op: &str) -> bool {
+    word.eq_ignore_ascii_case(op)
+}
+
+/// Recursive descent over `or := and (OR and)*`, `and := with (AND with)*`,
+/// `with := primary [WITH id]`, `primary := id | ( or )`.
+fn parse_expression(s: &str) -> Option<Expr> {
+    let tokens = tokenize(s);
+    let mut pos = 0;
+    // Nesting is bounded by the input length, but cap it anyway: recipes are
+    // untrusted and each level costs a stack frame.
+    if tokens.iter().filter(|t| **t == Token::Open).count() > 64 {
+        return None;
+    }
+    let expr = parse_or(&tokens, &mut pos)?;
+    (pos == tokens.len()).then_some(expr)
+}
+
+fn parse_or(t: &[Token], pos: &mut usize) -> Option<Expr> {
+    parse_chain(t, pos, "OR", parse_and, Expr::Or)
+}
+
+fn parse_and(t: &[Token], pos: &mut usize) -> Option<Expr> {
+    parse_chain(t, pos, "AND", parse_with, Expr::And)
+}
+
+/// `operand (op operand)*`, collapsed to the operand when there is one.
+fn parse_chain(
+    t: &[Token],
+    pos: &mut usize,
+    op: &str,
+    operand: fn(&[Token], &mut usize) -> Option<Expr>,
+    make: fn(Vec<Expr>) -> Expr,
+) -> Option<Expr> {
+    let mut terms = vec![operand(t, pos)?];
+    while matches!(t.get(*pos), Some(Token::Word(w)) if is_op(w, op)) {
+        *pos += 1;
+        terms.push(operand(t, pos)?);
+    }
+    Some(if terms.len() == 1 {
+        terms.remove(0)
+    } else {
+        make(terms)
+    })
+}
+
+fn parse_with(t: &[Token], pos: &mut usize) -> Option<Expr> {
+    let primary = match t.get(*pos)? {
+        Token::Open => {
+            *pos += 1;
+            let inner = parse_or(t, pos)?;
+            if t.get(*pos) != Some(&Token::Close) {
+                return None;
+            }
+            *pos += 1;
+            return Some(Expr::Group(Box::new(inner)));
+        }
+        Token::Close => return None,
+        Token::Word(w) if ["AND", "OR", "WITH"].iter().any(|op| is_op(w, op)) => return None,
+        Token::Word(w) => {
+            *pos += 1;
+            w.to_string()
+        }
+    };
+    if matches!(t.get(*pos), Some(Token::Word(w)) if is_op(w, "WITH")) {
+        *pos += 1;
+        match t.get(*pos) {
+            Some(Token::Word(exc)) if !["AND", "OR", "WITH"].iter().any(|op| is_op(exc, op)) => {
+                *pos += 1;
+                return Some(Expr::With(primary, exc.to_string()));
+            }
+            _ => return None,
+        }
+    }
+    Some(Expr::Id(primary))
+}
+
+fn render_expr(e: &Expr, refs: &mut BTreeMap<String, String>, notes: &mut Vec<String>) -> String {
+    match e {
+        Expr::Id(id) => render_id(id, refs, notes),
+        Expr::With(id, exc) => {
+            let lic = LICENSE_IDS.get(&id.to_ascii_lowercase());
+            let ex = EXCEPTION_IDS.get(&exc.to_ascii_lowercase());
+            match (lic, ex) {
+                (Some(lic), Some(ex)) => format!("{lic} WITH {ex}"),
+                _ => {
+                    // SPDX 2.3 has no custom exceptions: the pair becomes one
+                    // custom license.
+                    let whole = format!("{id} WITH {exc}");
+                    notes.push(format!(
+                        "{whole:?} is not a listed license with a listed exception; \
+                         recorded as a custom LicenseRef"
+                    ));
+                    license_ref(&whole, refs)
+                }
+            }
+        }
+        Expr::And(terms) => join_terms(terms, " AND ", refs, notes),
+        Expr::Or(terms) => join_terms(terms, " OR ", refs, notes),
+        Expr::Group(inner) => format!("({})", render_expr(inner, refs, notes)),
+    }
+}
+
+fn join_terms(
+    terms: &[Expr],
+    op: &str,
+    refs: &mut BTreeMap<String, String>,
+    notes: &mut Vec<String>,
+) -> String {
+    terms
+        .iter()
+        .map(|t| render_expr(t, refs, notes))
+        .collect::<Vec<_>>()
+        .join(op)
+}
+
+fn render_id(id: &str, refs: &mut BTreeMap<String, String>, notes: &mut Vec<String>) -> String {
+    if let Some(canonical) = LICENSE_IDS.get(&id.to_ascii_lowercase()) {
+        return canonical.to_string();
+    }
+    let is_ref = id.starts_with("LicenseRef-")
+        && id.len() > "LicenseRef-".len()
+        && id["LicenseRef-".len()..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if is_ref {
+        refs.entry(id.to_string()).or_insert_with(|| id.to_string());
+        return id.to_string();
+    }
+    notes.push(format!(
+        "{id:?} is not on the SPDX License List; recorded as a custom LicenseRef"
+    ));
+    license_ref(id, refs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_points() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(rfc3339(4_107_542_400), "2100-03-01T00:00:00Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn rfc3339_matches_a_day_by_day_walk() {
+        // Independent check: walk the calendar one day at a time.
+        let (mut y, mut m, mut d) = (1970i64, 1i64, 1i64);
+        for day in 0..(366 * 130u64) {
+            assert_eq!(
+                rfc3339(day * 86_400 + 3_661),
+                format!("{y:04}-{m:02}-{d:02}T01:01:01Z")
+            );
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ];
+            d += 1;
+            if d > len[(m - 1) as usize] {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn licenses_are_normalised() {
+        let n = |s| normalize_license(s).expression;
+        assert_eq!(n(""), "NOASSERTION");
+        assert_eq!(n("  "), "NOASSERTION");
+        assert_eq!(n("mit"), "MIT");
+        assert_eq!(n("apache-2.0 and MIT"), "Apache-2.0 AND MIT");
+        assert_eq!(
+            n("GPL-2.0-or-later WITH Classpath-exception-2.0"),
+            "GPL-2.0-or-later WITH Classpath-exception-2.0"
+        );
+        assert_eq!(
+            n("BSD-3-Clause OR (MIT AND Zlib)"),
+            "BSD-3-Clause OR (MIT AND Zlib)"
+        );
+        assert_eq!(n("GPL-2.0+"), "GPL-2.0+");
+        assert_eq!(n("LicenseRef-foo"), "LicenseRef-foo");
+        assert_eq!(n("MIT AND Foo_Bar"), "MIT AND LicenseRef-Foo-Bar");
+        assert_eq!(n("MIT+"), "LicenseRef-MIT-plus");
+        assert_eq!(n("GPL v2"), "LicenseRef-GPL-v2");
+        assert_eq!(n("MIT AND"), "LicenseRef-MIT-AND");
+        assert_eq!(n("(MIT"), "LicenseRef-MIT");
+        assert_eq!(
+            n("GPL-2.0-only WITH MIT"),
+            "LicenseRef-GPL-2.0-only-WITH-MIT"
+        );
+        assert_eq!(n("???"), "LicenseRef-custom");
+    }
+
+    #[test]
+    fn custom_licenses_are_declared_once() {
+        let l = normalize_license("LicenseRef-foo OR (LicenseRef-foo AND Bar)");
+        let ids: Vec<_> = l.extracted.iter().map(|e| e.license_id.as_str()).collect();
+        assert_eq!(ids, ["LicenseRef-Bar", "LicenseRef-foo"]);
+        assert_eq!(l.notes.len(), 1, "{:?}", l.notes); // only Bar was unexpected
+    }
+
+    #[test]
+    fn any_token_soup_normalises_to_a_valid_expression() {
+        const WORDS: [&str; 14] = [
+            "MIT",
+            "(",
+            ")",
+            "AND",
+            "or",
+            "WITH",
+            "Classpath-exception-2.0",
+            "Foo",
+            "GPL-2.0+",
+            "LicenseRef-x",
+            "+",
+            "a/b",
+            "NONE",
+            "é",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let mut raw = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for i in 0..(seed % 9) {
+                raw.push_str(WORDS[((seed >> (i * 4)) % WORDS.len() as u64) as usize]);
+                raw.push(if (seed >> i) & 1 == 0 { ' ' } else { '(' });
+            }
+            let l = normalize_license(&raw);
+            let declared: Vec<&str> = l.extracted.iter().map(|e| &*e.license_id).collect();
+            let spaced = l.expression.replace('(', " ( ").replace(')', " ) ");
+            let mut after_with = false;
+            for word in spaced.split_whitespace() {
+                let ok = match word {
+                    "(" | ")" | "AND" | "OR" | "WITH" => true,
+                    "NOASSERTION" | "NONE" => l.expression == word,
+                    w if after_with => EXCEPTION_IDS.values().any(|e| *e == w),
+                    w if w.starts_with("LicenseRef-") => declared.contains(&w),
+                    w => LICENSE_IDS.values().any(|id| *id == w),
+                };
+                assert!(ok, "{raw:?} -> {:?}: bad word {word:?}", l.expression);
+                after_with = word == "WITH";
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursing() {
+        let deep = format!("{}MIT{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(normalize_license(&deep)
+            .expression
+            .starts_with("LicenseRef-"));
+    }
+
+    #[test]
+    fn spdx_ids_only_use_allowed_characters() {
+        assert_eq!(
+            spdx_id("SPDXRef-Package-g++_x-1.0"),
+            "SPDXRef-Package-gC43C43C95x-1.0"
+        );
+        assert_eq!(spdx_id("a:b/c"), "SPDXRef-a-b-c");
+        assert_eq!(spdx_id(""), "SPDXRef-unnamed");
+    }
+
+    #[test]
+    fn upstream_version_strips_the_release() {
+        assert_eq!(upstream_version("1.2.3-r4"), "1.2.3");
+        assert_eq!(upstream_version("1.2.3"), "1.2.3");
+        assert_eq!(upstream_version("1.2-rc1-r0"), "1.2-rc1");
+    }
+
+    #[test]
+    fn purls_are_escaped_and_sorted() {
+        let q = BTreeMap::from([("z", "a b".to_string()), ("a", "https://x/y".into())]);
+        assert_eq!(
+            make_purl("generic", None, "g++", "1.0+git", &q),
+            "pkg:generic/g%2B%2B@1.0%2Bgit?a=https%3A%2F%2Fx%2Fy&z=a%20b"
+        );
+    }
+
+    #[test]
+    fn validator_shapes() {
+        assert!(is_spdx_download_location(
+            "https://ftp.gnu.org/gnu/x.tar.gz"
+        ));
+        assert!(is_spdx_download_location(
+            "git+https://github.com/a/b@0123abc"
+        ));
+        assert!(is_spdx_download_location("git+git@github.com:a/b.git"));
+        assert!(!is_spdx_download_location("http://127.0.0.1:8080/x.tar.gz"));
+        assert!(!is_spdx_download_location("file:///tmp/x"));
+        assert!(CPE23.is_match("cpe:2.3:a:gnu:hello:2.12:*:*:*:*:*:*:*"));
+        assert!(!CPE23.is_match("cpe:2.3:a:gnu:hello"));
+        assert!(CPE22.is_match("cpe:/a:gnu:hello:2.12"));
+    }
+
+    #[test]
+    fn sbom_path_stays_in_its_directory() {
+        assert_eq!(
+            sbom_path("foo", "1.0-r0"),
+            "var/lib/db/sbom/foo-1.0-r0.spdx.json"
+        );
+        assert_eq!(
+            sbom_path("../x", "1/2"),
+            "var/lib/db/sbom/.._x-1_2.spdx.json"
+        );
+    }
+}

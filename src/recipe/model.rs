@@ -1,0 +1,1315 @@
+//! Typed recipe structs decoded from the position-keeping YAML tree.
+//!
+//! Every key melange accepts has a home here; an unknown key is an error
+//! naming the file, line and column and the nearest valid key. Values are
+//! kept as the text the author wrote (`Text` carries its position), so
+//! `version: 1.10` is `"1.10"` and a data key `3.10:` is `"3.10"`. Only
+//! fields that are typed in melange (booleans, epoch) are converted here.
+//!
+//! Blocks that only feed other tools (`update` sub-blocks, apko image
+//! settings we do not use) have their top-level keys checked and the rest
+//! accepted as written, to stay as lenient as melange's newer releases.
+
+use serde::Serialize;
+
+use super::yaml::{Entry, Node, Pos, Style, Value};
+use super::RecipeError;
+
+/// A scalar value with the place it was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Text {
+    pub value: String,
+    pub pos: Pos,
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.value)
+    }
+}
+
+impl Text {
+    pub fn new(value: impl Into<String>, pos: Pos) -> Text {
+        Text {
+            value: value.into(),
+            pos,
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+}
+
+/// An ordered string map as written (`vars`, `with`, `environment`, ...).
+pub type TextMap = Vec<(Text, Text)>;
+
+/// Find a key in an ordered map.
+pub fn lookup<'a>(map: &'a TextMap, key: &str) -> Option<&'a Text> {
+    map.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
+}
+
+/// The root of a recipe file.
+#[derive(Clone, Debug, Default)]
+pub struct Recipe {
+    /// Required: package metadata.
+    pub package: Package,
+    /// Optional: the build environment (apko image configuration). Default empty.
+    pub environment: Environment,
+    /// Optional: Linux capabilities for the build runner. Default none.
+    pub capabilities: Capabilities,
+    /// Required (may be empty): the steps that build the main package.
+    pub pipeline: Vec<Pipeline>,
+    /// Optional: further packages built from the same tree. Default none.
+    pub subpackages: Vec<Subpackage>,
+    /// Optional: named item maps that `subpackages[].range` iterates. Default none.
+    pub data: Vec<RangeData>,
+    /// Optional: auto-update settings (not used for building). Default disabled.
+    pub update: Update,
+    /// Optional: variables usable as `${{vars.NAME}}`. Default none.
+    pub vars: TextMap,
+    /// Optional: regex rewrites that define more `vars`. Default none.
+    pub var_transforms: Vec<VarTransformSpec>,
+    /// Optional: build variants enabled with `--build-option NAME`. Default none.
+    pub options: Vec<(Text, BuildOption)>,
+    /// Optional: tests of the main package. Default none.
+    pub test: Option<Test>,
+    /// Where `package:` is (or 1:1 if missing), for whole-recipe errors.
+    pub pos: Pos,
+}
+
+/// `package:` block.
+#[derive(Clone, Debug, Default)]
+pub struct Package {
+    /// Required: package name, `^[A-Za-z0-9][A-Za-z0-9._+-]*$`.
+    pub name: Text,
+    /// Required: apk version (`1.2.3`, `1.0_rc1`, ...), kept as written.
+    pub version: Text,
+    /// Optional: release number, default `0`; normalised decimal text.
+    pub epoch: Text,
+    /// Optional: one-line description. Default "".
+    pub description: Text,
+    /// Optional: upstream homepage. Default "".
+    pub url: Text,
+    /// Optional: git commit of the recipe. Default "".
+    pub commit: Text,
+    /// Optional: apk or Go arch names this recipe builds for; `all` or empty means any.
+    pub target_architecture: Vec<Text>,
+    /// Optional: licensing; `license` values join into the SPDX expression. Default none.
+    pub copyright: Vec<Copyright>,
+    /// Optional: declared dependencies. Default none.
+    pub dependencies: Dependencies,
+    /// Optional: package options. Default all false.
+    pub options: PackageOptions,
+    /// Optional: install scripts. Default none.
+    pub scriptlets: Scriptlets,
+    /// Optional: `checks.disabled` linter names. Default none.
+    pub checks_disabled: Vec<Text>,
+    /// Optional: CPE fields for vulnerability matching. Default none.
+    pub cpe: TextMap,
+    /// Optional: file capabilities to set. Default none.
+    pub setcap: Vec<SetCap>,
+    /// Optional: build timeout as written (`1h`, `3600`). Default "".
+    pub timeout: Text,
+    /// Optional: build resources (cpu, cpumodel, memory, disk). Default none.
+    pub resources: TextMap,
+    /// Optional: test resources (same keys). Default none.
+    pub test_resources: TextMap,
+    /// Optional: free-form annotations. Default none.
+    pub annotations: TextMap,
+    pub pos: Pos,
+}
+
+/// One `copyright:` entry (simple `license`, or an `operator` group of `licenses`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Copyright {
+    /// Optional: SPDX license identifier or expression. Default "".
+    pub license: Text,
+    /// Optional: paths the license covers. Default none.
+    pub paths: Vec<Text>,
+    /// Optional: copyright attestation text. Default "".
+    pub attestation: Text,
+    /// Optional: path to a custom license text. Default "".
+    #[serde(rename = "license-path")]
+    pub license_path: Text,
+    /// Optional: license detection override. Default "".
+    #[serde(rename = "detection-override")]
+    pub detection_override: Text,
+    /// Optional: `AND` or `OR` for a group. Default "".
+    pub operator: Text,
+    /// Optional: group members. Default none.
+    pub licenses: Vec<Copyright>,
+}
+
+/// `dependencies:` of a package or subpackage.
+#[derive(Clone, Debug, Default)]
+pub struct Dependencies {
+    /// Optional: runtime dependencies. Default none.
+    pub runtime: Vec<Text>,
+    /// Optional: virtual names provided. Default none.
+    pub provides: Vec<Text>,
+    /// Optional: packages whose files this one may overwrite. Default none.
+    pub replaces: Vec<Text>,
+    /// Optional: integer priority among providers. Default none.
+    pub provider_priority: Option<Text>,
+    /// Optional: integer priority for replaces. Default none.
+    pub replaces_priority: Option<Text>,
+}
+
+/// `options:` of a package or subpackage.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PackageOptions {
+    /// Optional: do not generate provides. Default false.
+    pub no_provides: bool,
+    /// Optional: do not generate dependencies. Default false.
+    pub no_depends: bool,
+    /// Optional: do not generate `cmd:` provides. Default false.
+    pub no_commands: bool,
+    /// Optional: unversioned `so:` dependencies. Default false.
+    pub no_versioned_shlib_deps: bool,
+}
+
+/// `scriptlets:` (each script should start with a shebang).
+#[derive(Clone, Debug, Default)]
+pub struct Scriptlets {
+    pub pre_install: Option<Text>,
+    pub post_install: Option<Text>,
+    pub pre_deinstall: Option<Text>,
+    pub post_deinstall: Option<Text>,
+    pub pre_upgrade: Option<Text>,
+    pub post_upgrade: Option<Text>,
+    /// Optional: a trigger script and the paths that fire it. Default none.
+    pub trigger: Option<Trigger>,
+}
+
+/// `scriptlets.trigger`.
+#[derive(Clone, Debug, Default)]
+pub struct Trigger {
+    pub script: Text,
+    pub paths: Vec<Text>,
+}
+
+/// One `setcap:` entry.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SetCap {
+    /// Required: the file path.
+    pub path: Text,
+    /// Required: capability list → flags (e.g. `cap_net_raw: "+ep"`).
+    pub add: Vec<(Text, Text)>,
+    /// Required: why the capability is needed.
+    pub reason: Text,
+}
+
+/// `environment:` — the apko image configuration of the build or test.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    /// Optional: repositories (all three spellings merged). Default none.
+    pub repositories: Vec<Text>,
+    /// Optional: keyring URLs or paths. Default none.
+    pub keyring: Vec<Text>,
+    /// Optional: packages to install. Default none.
+    pub packages: Vec<Text>,
+    /// Optional: environment variables. Default none.
+    pub environment: TextMap,
+    /// Optional: users and groups. Default none.
+    pub accounts: Accounts,
+}
+
+/// `environment.accounts`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Accounts {
+    #[serde(rename = "run-as", skip_serializing_if = "Text::is_empty")]
+    pub run_as: Text,
+    pub users: Vec<User>,
+    pub groups: Vec<Group>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct User {
+    pub username: Text,
+    pub uid: Text,
+    pub gid: Text,
+    pub shell: Text,
+    pub homedir: Text,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Group {
+    pub groupname: Text,
+    pub gid: Text,
+    pub members: Vec<Text>,
+}
+
+/// Top-level `capabilities:`.
+#[derive(Clone, Debug, Default)]
+pub struct Capabilities {
+    pub add: Vec<Text>,
+    pub drop: Vec<Text>,
+}
+
+/// One pipeline step (in a recipe or in a `uses:` pipeline file).
+#[derive(Clone, Debug, Default)]
+pub struct Pipeline {
+    /// Optional: condition; the step is dropped when false.
+    pub if_: Option<Text>,
+    /// Optional: a name for logs. Default none.
+    pub name: Option<Text>,
+    /// Optional: a reusable pipeline to run (`autoconf/make`).
+    pub uses: Option<Text>,
+    /// Optional: inputs to the `uses:` pipeline. Default none.
+    pub with: TextMap,
+    /// Whether `with:` was written at all (melange rejects `with` without `uses`).
+    pub has_with: bool,
+    /// Optional: shell text run with /bin/sh.
+    pub runs: Option<Text>,
+    /// Optional: nested steps that share this step's settings.
+    pub pipeline: Vec<Pipeline>,
+    /// Optional (pipeline files): declared inputs. Default none.
+    pub inputs: Vec<(Text, Input)>,
+    /// Optional: packages the step needs in the build environment.
+    pub needs_packages: Vec<Text>,
+    /// Optional: a label for `--continue-label` style tooling. Default none.
+    pub label: Option<Text>,
+    /// Optional: `assertions.required-steps`. Default none.
+    pub required_steps: Option<Text>,
+    /// Optional: working directory, relative to the build root or absolute.
+    pub working_directory: Option<Text>,
+    /// Optional: environment variables for this step. Default none.
+    pub environment: TextMap,
+    pub pos: Pos,
+}
+
+/// A declared pipeline input.
+#[derive(Clone, Debug, Default)]
+pub struct Input {
+    pub description: Text,
+    /// Optional: default value; may use substitutions. Default "".
+    pub default: Option<Text>,
+    /// Optional: the caller must give a non-empty value. Default false.
+    pub required: bool,
+}
+
+/// A subpackage.
+#[derive(Clone, Debug, Default)]
+pub struct Subpackage {
+    /// Optional: condition; the subpackage is dropped when false.
+    pub if_: Option<Text>,
+    /// Optional: name of a `data` entry; one subpackage per item.
+    pub range: Option<Text>,
+    /// Required: the subpackage name (may use `${{range.key}}`).
+    pub name: Text,
+    pub pipeline: Vec<Pipeline>,
+    pub dependencies: Dependencies,
+    pub options: PackageOptions,
+    pub scriptlets: Scriptlets,
+    pub description: Text,
+    pub url: Text,
+    pub commit: Text,
+    pub copyright: Vec<Copyright>,
+    pub annotations: TextMap,
+    pub checks_disabled: Vec<Text>,
+    pub setcap: Vec<SetCap>,
+    pub test: Option<Test>,
+    pub pos: Pos,
+}
+
+/// One `data:` entry.
+#[derive(Clone, Debug, Default)]
+pub struct RangeData {
+    pub name: Text,
+    pub items: TextMap,
+}
+
+/// `update:` block; only `enabled` matters for us, the rest is accepted as written.
+#[derive(Clone, Debug, Default)]
+pub struct Update {
+    pub enabled: bool,
+}
+
+/// One `var-transforms:` entry.
+#[derive(Clone, Debug, Default)]
+pub struct VarTransformSpec {
+    /// Required: source text, usually `${{package.version}}`.
+    pub from: Text,
+    /// Required: regular expression.
+    pub match_: Text,
+    /// Required: replacement (`$1` refers to groups).
+    pub replace: Text,
+    /// Required: the new variable's name (`vars.<to>`).
+    pub to: Text,
+}
+
+/// One entry of top-level `options:` (a build variant).
+#[derive(Clone, Debug, Default)]
+pub struct BuildOption {
+    /// Optional: vars overridden when enabled.
+    pub vars: TextMap,
+    /// Optional: packages added to the build environment.
+    pub add_packages: Vec<Text>,
+    /// Optional: packages removed from the build environment.
+    pub remove_packages: Vec<Text>,
+}
+
+/// `test:` block.
+#[derive(Clone, Debug, Default)]
+pub struct Test {
+    pub environment: Environment,
+    pub pipeline: Vec<Pipeline>,
+    pub pos: Pos,
+}
+
+// ---------------------------------------------------------------------------
+// Decoding helpers.
+
+/// Decoding context: which file errors should name.
+pub struct Dx<'a> {
+    pub file: &'a str,
+}
+
+/// The entries of a mapping whose keys were all checked against a list.
+pub struct Fields<'n> {
+    pub pos: Pos,
+    entries: &'n [Entry],
+}
+
+impl<'n> Fields<'n> {
+    pub fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries.iter().find(|e| e.key == key).map(|e| &e.value)
+    }
+}
+
+/// Edit distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The known key closest to `key`, if it is close enough to be a typo.
+pub fn nearest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    // A truncated key (`working-dir`) is a typo too, even if far in edits.
+    if key.len() >= 3 {
+        if let Some(k) = known
+            .iter()
+            .find(|k| k.starts_with(key) || key.starts_with(**k))
+        {
+            return Some(k);
+        }
+    }
+    let (best, d) = known
+        .iter()
+        .map(|k| (*k, distance(key, k)))
+        .min_by_key(|(_, d)| *d)?;
+    (d <= (key.len().max(best.len()) / 3).max(2)).then_some(best)
+}
+
+/// A " (did you mean `x`?)" hint, else the list of `known` names (or
+/// `none` when there are none), for "unknown name" errors.
+pub fn hint(name: &str, known: &[&str], none: &str) -> String {
+    match nearest(name, known) {
+        Some(k) => format!(" (did you mean `{k}`?)"),
+        None if known.is_empty() => format!(" ({none})"),
+        None => format!(" (defined: {})", known.join(", ")),
+    }
+}
+
+impl<'a> Dx<'a> {
+    pub fn err(&self, pos: Pos, message: impl Into<String>) -> RecipeError {
+        RecipeError::new(self.file, pos, message)
+    }
+
+    /// Check that `node` is a mapping (null counts as empty) whose keys are all in `known`.
+    pub fn fields<'n>(
+        &self,
+        node: &'n Node,
+        what: &str,
+        known: &[&str],
+    ) -> Result<Fields<'n>, RecipeError> {
+        if node.is_null() {
+            return Ok(Fields {
+                pos: node.pos,
+                entries: &[],
+            });
+        }
+        let Some(entries) = node.as_map() else {
+            return Err(self.err(
+                node.pos,
+                format!("`{what}` must be a mapping, found {}", node.kind()),
+            ));
+        };
+        for e in entries {
+            if !known.contains(&e.key.as_str()) {
+                let hint = match nearest(&e.key, known) {
+                    Some(k) => format!(" (did you mean `{k}`?)"),
+                    None => format!(" (expected one of: {})", known.join(", ")),
+                };
+                return Err(self.err(
+                    e.key_pos,
+                    format!("unknown key `{}` in `{what}`{hint}", e.key),
+                ));
+            }
+        }
+        Ok(Fields {
+            pos: node.pos,
+            entries,
+        })
+    }
+
+    /// `fields`, or `any_fields` when `lenient`.
+    pub fn fields_unless<'n>(
+        &self,
+        lenient: bool,
+        node: &'n Node,
+        what: &str,
+        known: &[&str],
+    ) -> Result<Fields<'n>, RecipeError> {
+        if lenient {
+            self.any_fields(node, what)
+        } else {
+            self.fields(node, what, known)
+        }
+    }
+
+    /// Like `fields`, without checking the keys.
+    pub fn any_fields<'n>(&self, node: &'n Node, what: &str) -> Result<Fields<'n>, RecipeError> {
+        if node.is_null() {
+            return Ok(Fields {
+                pos: node.pos,
+                entries: &[],
+            });
+        }
+        match node.as_map() {
+            Some(entries) => Ok(Fields {
+                pos: node.pos,
+                entries,
+            }),
+            None => Err(self.err(
+                node.pos,
+                format!("`{what}` must be a mapping, found {}", node.kind()),
+            )),
+        }
+    }
+
+    /// A scalar as text; null is "". Lists and maps are errors.
+    pub fn text(&self, node: &Node, what: &str) -> Result<Text, RecipeError> {
+        match &node.value {
+            Value::Scalar { .. } if node.is_null() => Ok(Text::new("", node.pos)),
+            Value::Scalar { text, style } => {
+                // Point quoted values at their first character, so offsets
+                // inside the value map straight onto source columns.
+                let mut pos = node.pos;
+                if matches!(style, Style::SingleQuoted | Style::DoubleQuoted) {
+                    pos.col += 1;
+                }
+                Ok(Text::new(text.clone(), pos))
+            }
+            _ => Err(self.err(
+                node.pos,
+                format!("`{what}` must be text, found {}", node.kind()),
+            )),
+        }
+    }
+
+    /// An optional text field; missing is "" positioned at the parent.
+    pub fn text_or_empty(&self, f: &Fields, key: &str) -> Result<Text, RecipeError> {
+        match f.get(key) {
+            Some(n) => self.text(n, key),
+            None => Ok(Text::new("", f.pos)),
+        }
+    }
+
+    /// An optional text field that stays `None` when missing or null.
+    pub fn opt_text(&self, f: &Fields, key: &str) -> Result<Option<Text>, RecipeError> {
+        match f.get(key) {
+            Some(n) if !n.is_null() => Ok(Some(self.text(n, key)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// A list of scalars (null is empty).
+    pub fn list(&self, node: Option<&Node>, what: &str) -> Result<Vec<Text>, RecipeError> {
+        let Some(node) = node else {
+            return Ok(Vec::new());
+        };
+        if node.is_null() {
+            return Ok(Vec::new());
+        }
+        match &node.value {
+            Value::Seq(items) => items.iter().map(|n| self.text(n, what)).collect(),
+            _ => Err(self.err(
+                node.pos,
+                format!("`{what}` must be a list, found {}", node.kind()),
+            )),
+        }
+    }
+
+    /// A list of mappings decoded by `f`.
+    pub fn list_of<T>(
+        &self,
+        node: Option<&Node>,
+        what: &str,
+        mut f: impl FnMut(&Node) -> Result<T, RecipeError>,
+    ) -> Result<Vec<T>, RecipeError> {
+        let Some(node) = node else {
+            return Ok(Vec::new());
+        };
+        if node.is_null() {
+            return Ok(Vec::new());
+        }
+        match &node.value {
+            Value::Seq(items) => items.iter().map(&mut f).collect(),
+            _ => Err(self.err(
+                node.pos,
+                format!("`{what}` must be a list, found {}", node.kind()),
+            )),
+        }
+    }
+
+    /// A string → string mapping, order kept.
+    pub fn text_map(&self, node: Option<&Node>, what: &str) -> Result<TextMap, RecipeError> {
+        let Some(node) = node else {
+            return Ok(Vec::new());
+        };
+        if node.is_null() {
+            return Ok(Vec::new());
+        }
+        let Some(entries) = node.as_map() else {
+            return Err(self.err(
+                node.pos,
+                format!("`{what}` must be a mapping, found {}", node.kind()),
+            ));
+        };
+        entries
+            .iter()
+            .map(|e| {
+                let k = Text::new(e.key.clone(), e.key_pos);
+                Ok((k, self.text(&e.value, &e.key)?))
+            })
+            .collect()
+    }
+
+    /// A boolean the way yaml.v3 reads one into a Go bool.
+    pub fn bool(&self, node: Option<&Node>, what: &str) -> Result<bool, RecipeError> {
+        let Some(node) = node else {
+            return Ok(false);
+        };
+        if node.is_null() {
+            return Ok(false);
+        }
+        let t = self.text(node, what)?;
+        match t.value.as_str() {
+            "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "y" | "Y" => {
+                Ok(true)
+            }
+            "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "n"
+            | "N" => Ok(false),
+            other => Err(self.err(
+                node.pos,
+                format!("`{what}` must be true or false, found `{other}`"),
+            )),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoders, one per struct.
+
+const ROOT_KEYS: &[&str] = &[
+    "package",
+    "environment",
+    "capabilities",
+    "pipeline",
+    "subpackages",
+    "data",
+    "update",
+    "vars",
+    "var-transforms",
+    "options",
+    "test",
+];
+
+/// Decode a whole recipe tree.
+pub fn decode_recipe(file: &str, root: &Node) -> Result<Recipe, RecipeError> {
+    let dx = Dx { file };
+    let f = dx.fields(root, "recipe", ROOT_KEYS)?;
+    let Some(pkg) = f.get("package") else {
+        return Err(dx.err(root.pos, "missing required key `package`"));
+    };
+    let package = decode_package(&dx, pkg)?;
+    Ok(Recipe {
+        pos: pkg.pos,
+        package,
+        environment: decode_environment(&dx, f.get("environment"), "environment")?,
+        capabilities: decode_capabilities(&dx, f.get("capabilities"))?,
+        pipeline: decode_pipelines(&dx, f.get("pipeline"), false)?,
+        subpackages: dx.list_of(f.get("subpackages"), "subpackages", |n| {
+            decode_subpackage(&dx, n)
+        })?,
+        data: dx.list_of(f.get("data"), "data", |n| {
+            let d = dx.fields(n, "data", &["name", "items"])?;
+            let Some(name) = d.get("name") else {
+                return Err(dx.err(n.pos, "`data` entry is missing `name`"));
+            };
+            Ok(RangeData {
+                name: dx.text(name, "name")?,
+                items: dx.text_map(d.get("items"), "items")?,
+            })
+        })?,
+        update: decode_update(&dx, f.get("update"))?,
+        vars: dx.text_map(f.get("vars"), "vars")?,
+        var_transforms: dx.list_of(f.get("var-transforms"), "var-transforms", |n| {
+            let v = dx.fields(n, "var-transforms", &["from", "match", "replace", "to"])?;
+            for key in ["from", "match", "replace", "to"] {
+                if v.get(key).is_none() {
+                    return Err(dx.err(n.pos, format!("`var-transforms` entry is missing `{key}`")));
+                }
+            }
+            Ok(VarTransformSpec {
+                from: dx.text_or_empty(&v, "from")?,
+                match_: dx.text_or_empty(&v, "match")?,
+                replace: dx.text_or_empty(&v, "replace")?,
+                to: dx.text_or_empty(&v, "to")?,
+            })
+        })?,
+        options: decode_build_options(&dx, f.get("options"))?,
+        test: f.get("test").map(|n| decode_test(&dx, n)).transpose()?,
+    })
+}
+
+const PACKAGE_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "epoch",
+    "description",
+    "annotations",
+    "url",
+    "commit",
+    "target-architecture",
+    "copyright",
+    "dependencies",
+    "options",
+    "scriptlets",
+    "checks",
+    "cpe",
+    "setcap",
+    "timeout",
+    "resources",
+    "test-resources",
+];
+
+fn decode_package(dx: &Dx, node: &Node) -> Result<Package, RecipeError> {
+    let f = dx.fields(node, "package", PACKAGE_KEYS)?;
+    let Some(name) = f.get("name") else {
+        return Err(dx.err(node.pos, "missing required key `package.name`"));
+    };
+    let Some(version) = f.get("version") else {
+        return Err(dx.err(node.pos, "missing required key `package.version`"));
+    };
+    Ok(Package {
+        name: dx.text(name, "name")?,
+        version: dx.text(version, "version")?,
+        epoch: decode_epoch(dx, f.get("epoch"), f.pos)?,
+        description: dx.text_or_empty(&f, "description")?,
+        url: dx.text_or_empty(&f, "url")?,
+        commit: dx.text_or_empty(&f, "commit")?,
+        target_architecture: dx.list(f.get("target-architecture"), "target-architecture")?,
+        copyright: decode_copyrights(dx, f.get("copyright"))?,
+        dependencies: decode_dependencies(dx, f.get("dependencies"))?,
+        options: decode_package_options(dx, f.get("options"))?,
+        scriptlets: decode_scriptlets(dx, f.get("scriptlets"))?,
+        checks_disabled: decode_checks(dx, f.get("checks"))?,
+        cpe: decode_fixed_map(
+            dx,
+            f.get("cpe"),
+            "cpe",
+            &[
+                "part",
+                "vendor",
+                "product",
+                "edition",
+                "language",
+                "sw_edition",
+                "target_sw",
+                "target_hw",
+                "other",
+            ],
+        )?,
+        setcap: decode_setcaps(dx, f.get("setcap"))?,
+        timeout: dx.text_or_empty(&f, "timeout")?,
+        resources: decode_fixed_map(dx, f.get("resources"), "resources", RESOURCE_KEYS)?,
+        test_resources: decode_fixed_map(
+            dx,
+            f.get("test-resources"),
+            "test-resources",
+            RESOURCE_KEYS,
+        )?,
+        annotations: dx.text_map(f.get("annotations"), "annotations")?,
+        pos: node.pos,
+    })
+}
+
+const RESOURCE_KEYS: &[&str] = &["cpu", "cpumodel", "memory", "disk"];
+
+/// A mapping with a fixed key set and text values.
+fn decode_fixed_map(
+    dx: &Dx,
+    node: Option<&Node>,
+    what: &str,
+    known: &[&str],
+) -> Result<TextMap, RecipeError> {
+    let Some(node) = node else {
+        return Ok(Vec::new());
+    };
+    dx.fields(node, what, known)?;
+    dx.text_map(Some(node), what)
+}
+
+/// Epoch is an unsigned integer in melange; keep its decimal text.
+fn decode_epoch(dx: &Dx, node: Option<&Node>, parent: Pos) -> Result<Text, RecipeError> {
+    let Some(node) = node.filter(|n| !n.is_null()) else {
+        return Ok(Text::new("0", parent));
+    };
+    let t = dx.text(node, "epoch")?;
+    match t.value.parse::<u64>() {
+        Ok(n) if t.value.bytes().all(|b| b.is_ascii_digit()) => Ok(Text::new(n.to_string(), t.pos)),
+        _ => Err(dx.err(
+            t.pos,
+            format!(
+                "`epoch` must be a non-negative integer, found `{}`",
+                t.value
+            ),
+        )),
+    }
+}
+
+fn decode_checks(dx: &Dx, node: Option<&Node>) -> Result<Vec<Text>, RecipeError> {
+    let Some(node) = node else {
+        return Ok(Vec::new());
+    };
+    let f = dx.fields(node, "checks", &["disabled", "enabled"])?;
+    dx.list(f.get("disabled"), "checks.disabled")
+}
+
+fn decode_copyrights(dx: &Dx, node: Option<&Node>) -> Result<Vec<Copyright>, RecipeError> {
+    dx.list_of(node, "copyright", |n| {
+        let f = dx.fields(
+            n,
+            "copyright",
+            &[
+                "license",
+                "paths",
+                "attestation",
+                "license-path",
+                "detection-override",
+                "operator",
+                "licenses",
+            ],
+        )?;
+        Ok(Copyright {
+            license: dx.text_or_empty(&f, "license")?,
+            paths: dx.list(f.get("paths"), "paths")?,
+            attestation: dx.text_or_empty(&f, "attestation")?,
+            license_path: dx.text_or_empty(&f, "license-path")?,
+            detection_override: dx.text_or_empty(&f, "detection-override")?,
+            operator: dx.text_or_empty(&f, "operator")?,
+            licenses: decode_copyrights(dx, f.get("licenses"))?,
+        })
+    })
+}
+
+fn decode_dependencies(dx: &Dx, node: Option<&Node>) -> Result<Dependencies, RecipeError> {
+    let Some(node) = node else {
+        return Ok(Dependencies::default());
+    };
+    let f = dx.fields(
+        node,
+        "dependencies",
+        &[
+            "runtime",
+            "provides",
+            "replaces",
+            "provider-priority",
+            "replaces-priority",
+        ],
+    )?;
+    Ok(Dependencies {
+        runtime: dx.list(f.get("runtime"), "runtime")?,
+        provides: dx.list(f.get("provides"), "provides")?,
+        replaces: dx.list(f.get("replaces"), "replaces")?,
+        provider_priority: dx.opt_text(&f, "provider-priority")?,
+        replaces_priority: dx.opt_text(&f, "replaces-priority")?,
+    })
+}
+
+fn decode_package_options(dx: &Dx, node: Option<&Node>) -> Result<PackageOptions, RecipeError> {
+    let Some(node) = node else {
+        return Ok(PackageOptions::default());
+    };
+    let f = dx.fields(
+        node,
+        "options",
+        &[
+            "no-provides",
+            "no-depends",
+            "no-commands",
+            "no-versioned-shlib-deps",
+        ],
+    )?;
+    Ok(PackageOptions {
+        no_provides: dx.bool(f.get("no-provides"), "no-provides")?,
+        no_depends: dx.bool(f.get("no-depends"), "no-depends")?,
+        no_commands: dx.bool(f.get("no-commands"), "no-commands")?,
+        no_versioned_shlib_deps: dx
+            .bool(f.get("no-versioned-shlib-deps"), "no-versioned-shlib-deps")?,
+    })
+}
+
+fn decode_scriptlets(dx: &Dx, node: Option<&Node>) -> Result<Scriptlets, RecipeError> {
+    let Some(node) = node else {
+        return Ok(Scriptlets::default());
+    };
+    let f = dx.fields(
+        node,
+        "scriptlets",
+        &[
+            "pre-install",
+            "post-install",
+            "pre-deinstall",
+            "post-deinstall",
+            "pre-upgrade",
+            "post-upgrade",
+            "trigger",
+        ],
+    )?;
+    let trigger = match f.get("trigger") {
+        Some(t) if !t.is_null() => {
+            let tf = dx.fields(t, "trigger", &["script", "paths"])?;
+            Some(Trigger {
+                script: dx.text_or_empty(&tf, "script")?,
+                paths: dx.list(tf.get("paths"), "paths")?,
+            })
+        }
+        _ => None,
+    };
+    Ok(Scriptlets {
+        pre_install: dx.opt_text(&f, "pre-install")?,
+        post_install: dx.opt_text(&f, "post-install")?,
+        pre_deinstall: dx.opt_text(&f, "pre-deinstall")?,
+        post_deinstall: dx.opt_text(&f, "post-deinstall")?,
+        pre_upgrade: dx.opt_text(&f, "pre-upgrade")?,
+        post_upgrade: dx.opt_text(&f, "post-upgrade")?,
+        trigger,
+    })
+}
+
+fn decode_setcaps(dx: &Dx, node: Option<&Node>) -> Result<Vec<SetCap>, RecipeError> {
+    dx.list_of(node, "setcap", |n| {
+        let f = dx.fields(n, "setcap", &["path", "add", "reason"])?;
+        Ok(SetCap {
+            path: dx.text_or_empty(&f, "path")?,
+            add: dx.text_map(f.get("add"), "add")?,
+            reason: dx.text_or_empty(&f, "reason")?,
+        })
+    })
+}
+
+const ENVIRONMENT_KEYS: &[&str] = &[
+    "contents",
+    "entrypoint",
+    "cmd",
+    "stop-signal",
+    "work-dir",
+    "accounts",
+    "archs",
+    "environment",
+    "paths",
+    "vcs-url",
+    "annotations",
+    "include",
+    "volumes",
+    "layering",
+    "certificates",
+];
+
+fn decode_environment(
+    dx: &Dx,
+    node: Option<&Node>,
+    what: &str,
+) -> Result<Environment, RecipeError> {
+    let Some(node) = node else {
+        return Ok(Environment::default());
+    };
+    let f = dx.fields(node, what, ENVIRONMENT_KEYS)?;
+    let mut env = Environment {
+        environment: dx.text_map(f.get("environment"), "environment")?,
+        ..Environment::default()
+    };
+    if let Some(c) = f.get("contents") {
+        let cf = dx.fields(
+            c,
+            "contents",
+            &[
+                "repositories",
+                "build_repositories",
+                "runtime_repositories",
+                "keyring",
+                "packages",
+                "baseimage",
+            ],
+        )?;
+        for key in ["build_repositories", "repositories", "runtime_repositories"] {
+            env.repositories.extend(dx.list(cf.get(key), key)?);
+        }
+        env.keyring = dx.list(cf.get("keyring"), "keyring")?;
+        env.packages = dx.list(cf.get("packages"), "packages")?;
+    }
+    if let Some(a) = f.get("accounts") {
+        let af = dx.fields(a, "accounts", &["run-as", "users", "groups"])?;
+        env.accounts.run_as = dx.text_or_empty(&af, "run-as")?;
+        env.accounts.users = dx.list_of(af.get("users"), "users", |n| {
+            let u = dx.fields(n, "users", &["username", "uid", "gid", "shell", "homedir"])?;
+            Ok(User {
+                username: dx.text_or_empty(&u, "username")?,
+                uid: dx.text_or_empty(&u, "uid")?,
+                gid: dx.text_or_empty(&u, "gid")?,
+                shell: dx.text_or_empty(&u, "shell")?,
+                homedir: dx.text_or_empty(&u, "homedir")?,
+            })
+        })?;
+        env.accounts.groups = dx.list_of(af.get("groups"), "groups", |n| {
+            let g = dx.fields(n, "groups", &["groupname", "gid", "members"])?;
+            Ok(Group {
+                groupname: dx.text_or_empty(&g, "groupname")?,
+                gid: dx.text_or_empty(&g, "gid")?,
+                members: dx.list(g.get("members"), "members")?,
+            })
+        })?;
+    }
+    Ok(env)
+}
+
+fn decode_capabilities(dx: &Dx, node: Option<&Node>) -> Result<Capabilities, RecipeError> {
+    let Some(node) = node else {
+        return Ok(Capabilities::default());
+    };
+    let f = dx.fields(node, "capabilities", &["add", "drop"])?;
+    Ok(Capabilities {
+        add: dx.list(f.get("add"), "add")?,
+        drop: dx.list(f.get("drop"), "drop")?,
+    })
+}
+
+const PIPELINE_KEYS: &[&str] = &[
+    "if",
+    "name",
+    "uses",
+    "with",
+    "runs",
+    "pipeline",
+    "inputs",
+    "needs",
+    "label",
+    "assertions",
+    "working-directory",
+    "environment",
+    "retry",
+];
+
+/// Decode a list of steps. `lenient` (for pipeline files, which melange
+/// reads without strict key checking) accepts unknown keys.
+pub fn decode_pipelines(
+    dx: &Dx,
+    node: Option<&Node>,
+    lenient: bool,
+) -> Result<Vec<Pipeline>, RecipeError> {
+    dx.list_of(node, "pipeline", |n| decode_pipeline(dx, n, lenient))
+}
+
+/// Decode one step (or a whole pipeline file, which has the same shape).
+pub fn decode_pipeline(dx: &Dx, node: &Node, lenient: bool) -> Result<Pipeline, RecipeError> {
+    // Pipeline files are decoded without key checks, as melange does.
+    let f = dx.fields_unless(lenient, node, "pipeline", PIPELINE_KEYS)?;
+    let needs_packages = match f.get("needs") {
+        Some(n) => {
+            let nf = dx.fields_unless(lenient, n, "needs", &["packages"])?;
+            dx.list(nf.get("packages"), "needs.packages")?
+        }
+        None => Vec::new(),
+    };
+    let required_steps = match f.get("assertions") {
+        Some(n) => {
+            let af = dx.fields_unless(lenient, n, "assertions", &["required-steps"])?;
+            dx.opt_text(&af, "required-steps")?
+        }
+        None => None,
+    };
+    if let Some(r) = f.get("retry") {
+        dx.fields_unless(
+            lenient,
+            r,
+            "retry",
+            &["attempts", "backoff", "initial-delay", "max-delay"],
+        )?;
+    }
+    let inputs = match f.get("inputs") {
+        Some(n) if !n.is_null() => {
+            let Some(entries) = n.as_map() else {
+                return Err(dx.err(n.pos, "`inputs` must be a mapping"));
+            };
+            entries
+                .iter()
+                .map(|e| {
+                    let i = dx.fields_unless(
+                        lenient,
+                        &e.value,
+                        "inputs",
+                        &["description", "default", "required"],
+                    )?;
+                    Ok((
+                        Text::new(e.key.clone(), e.key_pos),
+                        Input {
+                            description: dx.text_or_empty(&i, "description")?,
+                            default: dx.opt_text(&i, "default")?,
+                            required: dx.bool(i.get("required"), "required")?,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, RecipeError>>()?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Pipeline {
+        if_: dx.opt_text(&f, "if")?,
+        name: dx.opt_text(&f, "name")?,
+        uses: dx.opt_text(&f, "uses")?,
+        has_with: f.get("with").is_some_and(|n| !n.is_null()),
+        with: dx.text_map(f.get("with"), "with")?,
+        runs: dx.opt_text(&f, "runs")?,
+        pipeline: decode_pipelines(dx, f.get("pipeline"), lenient)?,
+        inputs,
+        needs_packages,
+        label: dx.opt_text(&f, "label")?,
+        required_steps,
+        working_directory: dx.opt_text(&f, "working-directory")?,
+        environment: dx.text_map(f.get("environment"), "environment")?,
+        pos: node.pos,
+    })
+}
+
+const SUBPACKAGE_KEYS: &[&str] = &[
+    "if",
+    "range",
+    "name",
+    "pipeline",
+    "dependencies",
+    "options",
+    "scriptlets",
+    "description",
+    "annotations",
+    "url",
+    "commit",
+    "copyright",
+    "checks",
+    "test",
+    "setcap",
+];
+
+fn decode_subpackage(dx: &Dx, node: &Node) -> Result<Subpackage, RecipeError> {
+    let f = dx.fields(node, "subpackages", SUBPACKAGE_KEYS)?;
+    let Some(name) = f.get("name") else {
+        return Err(dx.err(node.pos, "subpackage is missing required key `name`"));
+    };
+    Ok(Subpackage {
+        if_: dx.opt_text(&f, "if")?,
+        range: dx.opt_text(&f, "range")?,
+        name: dx.text(name, "name")?,
+        pipeline: decode_pipelines(dx, f.get("pipeline"), false)?,
+        dependencies: decode_dependencies(dx, f.get("dependencies"))?,
+        options: decode_package_options(dx, f.get("options"))?,
+        scriptlets: decode_scriptlets(dx, f.get("scriptlets"))?,
+        description: dx.text_or_empty(&f, "description")?,
+        url: dx.text_or_empty(&f, "url")?,
+        commit: dx.text_or_empty(&f, "commit")?,
+        copyright: decode_copyrights(dx, f.get("copyright"))?,
+        annotations: dx.text_map(f.get("annotations"), "annotations")?,
+        checks_disabled: decode_checks(dx, f.get("checks"))?,
+        setcap: decode_setcaps(dx, f.get("setcap"))?,
+        test: f.get("test").map(|n| decode_test(dx, n)).transpose()?,
+        pos: node.pos,
+    })
+}
+
+fn decode_test(dx: &Dx, node: &Node) -> Result<Test, RecipeError> {
+    let f = dx.fields(node, "test", &["environment", "pipeline"])?;
+    Ok(Test {
+        environment: decode_environment(dx, f.get("environment"), "test.environment")?,
+        pipeline: decode_pipelines(dx, f.get("pipeline"), false)?,
+        pos: node.pos,
+    })
+}
+
+const UPDATE_KEYS: &[&str] = &[
+    "enabled",
+    "manual",
+    "require-sequential",
+    "shared",
+    "version-separator",
+    "ignore-regex-patterns",
+    "release-monitor",
+    "github",
+    "git",
+    "oci",
+    "version_data",
+    "version-transform",
+    "exclude-reason",
+    "schedule",
+    "enable-prerelease-tags",
+];
+
+fn decode_update(dx: &Dx, node: Option<&Node>) -> Result<Update, RecipeError> {
+    let Some(node) = node else {
+        return Ok(Update::default());
+    };
+    let f = dx.fields(node, "update", UPDATE_KEYS)?;
+    Ok(Update {
+        enabled: dx.bool(f.get("enabled"), "enabled")?,
+    })
+}
+
+fn decode_build_options(
+    dx: &Dx,
+    node: Option<&Node>,
+) -> Result<Vec<(Text, BuildOption)>, RecipeError> {
+    let Some(node) = node.filter(|n| !n.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Some(entries) = node.as_map() else {
+        return Err(dx.err(node.pos, "`options` must be a mapping of option names"));
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let f = dx.fields(&e.value, "options", &["vars", "environment"])?;
+            let mut opt = BuildOption {
+                vars: dx.text_map(f.get("vars"), "vars")?,
+                ..BuildOption::default()
+            };
+            if let Some(env) = f.get("environment") {
+                let ef = dx.fields(env, "environment", &["contents"])?;
+                if let Some(c) = ef.get("contents") {
+                    let cf = dx.fields(c, "contents", &["packages"])?;
+                    if let Some(p) = cf.get("packages") {
+                        let pf = dx.fields(p, "packages", &["add", "remove"])?;
+                        opt.add_packages = dx.list(pf.get("add"), "add")?;
+                        opt.remove_packages = dx.list(pf.get("remove"), "remove")?;
+                    }
+                }
+            }
+            Ok((Text::new(e.key.clone(), e.key_pos), opt))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::yaml::parse;
+
+    fn decode(src: &str) -> Result<Recipe, RecipeError> {
+        decode_recipe("r.yaml", &parse(src).unwrap())
+    }
+
+    const MIN: &str = "package:\n  name: foo\n  version: 1.10\n  epoch: 0\n";
+
+    #[test]
+    fn version_keeps_trailing_zero() {
+        assert_eq!(decode(MIN).unwrap().package.version.value, "1.10");
+    }
+
+    #[test]
+    fn version_keeps_leading_zeros() {
+        let r = decode("package:\n  name: foo\n  version: 00303\n").unwrap();
+        assert_eq!(r.package.version.value, "00303");
+        assert_eq!(r.package.epoch.value, "0");
+    }
+
+    #[test]
+    fn data_keys_stay_text() {
+        let r = decode(&format!(
+            "{MIN}data:\n  - name: py\n    items:\n      3.10: '310'\n      3.9: 39\n"
+        ))
+        .unwrap();
+        let items: Vec<_> = r.data[0]
+            .items
+            .iter()
+            .map(|(k, v)| (k.value.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(items, [("3.10", "310"), ("3.9", "39")]);
+    }
+
+    #[test]
+    fn true_is_the_string_true_and_empty_is_empty() {
+        let r = decode(&format!("{MIN}vars:\n  a: true\n  b:\n  c: ''\n  d: ~\n")).unwrap();
+        let v: Vec<_> = r.vars.iter().map(|(_, v)| v.value.as_str()).collect();
+        assert_eq!(v, ["true", "", "", ""]);
+    }
+
+    #[test]
+    fn epoch_is_normalised_and_checked() {
+        let r = decode("package:\n  name: foo\n  version: 1\n  epoch: 007\n").unwrap();
+        assert_eq!(r.package.epoch.value, "7");
+        let e = decode("package:\n  name: foo\n  version: 1\n  epoch: -1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r.yaml:4:10: `epoch` must be a non-negative integer, found `-1`"
+        );
+    }
+
+    #[test]
+    fn unknown_key_suggests_nearest() {
+        let e = decode(&format!("{MIN}pipline:\n  - runs: x\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r.yaml:5:1: unknown key `pipline` in `recipe` (did you mean `pipeline`?)"
+        );
+    }
+
+    #[test]
+    fn unknown_step_key_is_positioned() {
+        let e = decode(&format!(
+            "{MIN}pipeline:\n  - runs: x\n    working-dir: y\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r.yaml:7:5: unknown key `working-dir` in `pipeline` (did you mean `working-directory`?)"
+        );
+    }
+
+    #[test]
+    fn booleans_accept_yaml_spellings() {
+        let r = decode(&format!(
+            "{MIN}  options:\n    no-provides: true\n    no-depends: yes\n"
+        ))
+        .unwrap();
+        assert!(r.package.options.no_provides && r.package.options.no_depends);
+        let e = decode(&format!("{MIN}  options:\n    no-provides: maybe\n")).unwrap_err();
+        assert!(e.message.contains("true or false"), "{e}");
+    }
+
+    #[test]
+    fn nearest_only_for_close_typos() {
+        assert_eq!(nearest("pipline", ROOT_KEYS), Some("pipeline"));
+        assert_eq!(nearest("zzzzzzzzzz", ROOT_KEYS), None);
+    }
+}

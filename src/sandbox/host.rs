@@ -1,0 +1,104 @@
+//! The host runner: the same wrapper script and environment policy as the
+//! bwrap runner, run by the host shell with the workspace as build root and
+//! working directory. It provides NO isolation (network, host files and
+//! processes are all reachable); it exists for hosts without bubblewrap and
+//! for debugging.
+//!
+//! Process lifetime: each step leads its own process group. When the shell
+//! exits, on timeout, and when `run` unwinds, the whole group is killed, so
+//! background jobs do not outlive their step (bwrap gets this from its PID
+//! namespace). The shell also gets `PR_SET_PDEATHSIG`, so it dies if
+//! pkgbuild is killed; its children may survive that case, since only
+//! bwrap's PID namespace can guarantee otherwise. Because the group is not
+//! the terminal's foreground group, Ctrl-C stops pkgbuild, whose death then
+//! kills the shell.
+
+use super::{ControlDir, KillMode, SandboxConfig, SandboxError, StepOutcome, StepSpec};
+use std::collections::BTreeMap;
+
+/// The host [`super::Runner`].
+pub struct HostRunner {
+    config: SandboxConfig,
+    build_root: String,
+    control: ControlDir,
+}
+
+impl HostRunner {
+    /// Resolve the workspace to an absolute UTF-8 path (recipes substitute
+    /// it into shell text, so it must be representable as a string).
+    pub fn new(config: SandboxConfig) -> Result<HostRunner, SandboxError> {
+        let abs = config
+            .workspace
+            .canonicalize()
+            .map_err(|source| SandboxError::Io {
+                what: "resolving workspace",
+                path: config.workspace.clone(),
+                source,
+            })?;
+        let build_root = abs
+            .to_str()
+            .ok_or_else(|| {
+                SandboxError::Config(format!("workspace {} is not valid UTF-8", abs.display()))
+            })?
+            .to_string();
+        Ok(HostRunner {
+            config: SandboxConfig {
+                workspace: abs,
+                ..config
+            },
+            build_root,
+            control: ControlDir::new()?,
+        })
+    }
+
+    fn env(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_string(), super::DEFAULT_PATH.to_string());
+        env.insert("HOME".to_string(), self.build_root.clone());
+        env.extend(self.config.base_env.clone());
+        env
+    }
+}
+
+impl super::Runner for HostRunner {
+    fn name(&self) -> &'static str {
+        "host"
+    }
+
+    fn build_root(&self) -> &str {
+        &self.build_root
+    }
+
+    fn run(&self, step: &StepSpec, out: &mut dyn FnMut(&str)) -> Result<StepOutcome, SandboxError> {
+        super::check_step(step)?;
+        let (name, _remove) = self.control.write_step(step)?;
+        let script = self.control.path().join(name);
+        let shell = super::script::shell();
+        let expr = duct::cmd(shell, [script])
+            .full_env(self.env())
+            .dir(&self.config.workspace)
+            .before_spawn(|cmd| {
+                use std::os::unix::process::CommandExt;
+                cmd.process_group(0);
+                // SAFETY: the closure runs in the forked child before exec
+                // and only calls prctl(2), which is async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                Ok(())
+            });
+        super::run_streaming(
+            &step.label,
+            shell,
+            expr,
+            KillMode::Group,
+            self.config.timeout,
+            out,
+        )
+    }
+}

@@ -1,0 +1,227 @@
+//! Helpers for tests that drive the real `pkgbuild` binary and then open
+//! what it wrote.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const EPOCH: &str = "1700000000";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pkgbuild")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A 2048-bit key shared by all tests in one binary (4096-bit generation
+/// is slow and proves nothing more).
+pub fn test_key() -> &'static Path {
+    static KEY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("test-build.rsa");
+        let out = Command::new(bin())
+            .args(["keygen", "--key-size", "2048"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "keygen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (dir, key)
+    })
+    .1
+}
+
+/// Run `pkgbuild build` with a fixed epoch, the test key and an isolated
+/// HOME/cache; returns the process output.
+pub fn build(recipe: &Path, out_dir: &Path, extra: &[&str]) -> Output {
+    let home = out_dir.with_extension("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("build")
+        .arg(recipe)
+        .arg("--out-dir")
+        .arg(out_dir)
+        .arg("--signing-key")
+        .arg(test_key())
+        .arg("--cache-dir")
+        .arg(home.join("cache"))
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("HOME", &home)
+        .args(extra);
+    cmd.output().unwrap()
+}
+
+pub fn show(out: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "command failed\n{}", show(out));
+}
+
+/// `pkgbuild verify --keys-dir <dir of test key> FILES...`
+pub fn verify(files: &[PathBuf]) -> Output {
+    let keys = test_key().parent().unwrap();
+    Command::new(bin())
+        .arg("verify")
+        .arg("--keys-dir")
+        .arg(keys)
+        .args(files)
+        .output()
+        .unwrap()
+}
+
+/// The three gzip members of an .apk, split without trusting our reader.
+pub fn members(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let mut dec = flate2::bufread::GzDecoder::new(rest);
+        let mut sink = Vec::new();
+        dec.read_to_end(&mut sink).unwrap();
+        let remaining = dec.into_inner().len();
+        let used = rest.len() - remaining;
+        out.push(rest[..used].to_vec());
+        rest = &rest[used..];
+    }
+    out
+}
+
+/// One data entry as the independent `tar` crate sees it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: char,
+    pub mode: u32,
+    pub size: u64,
+    pub link: Option<String>,
+    pub content: Vec<u8>,
+    pub pax: BTreeMap<String, String>,
+}
+
+/// Every tar entry of the whole .apk stream (signature, control, data),
+/// read with the `tar` crate.
+pub fn entries(apk: &Path) -> BTreeMap<String, Entry> {
+    let bytes = std::fs::read(apk).unwrap();
+    let mut raw = Vec::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let mut ar = tar::Archive::new(&raw[..]);
+    let mut out = BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let mut pax = BTreeMap::new();
+        if let Ok(Some(exts)) = e.pax_extensions() {
+            for x in exts.flatten() {
+                pax.insert(
+                    x.key().unwrap_or("").to_string(),
+                    String::from_utf8_lossy(x.value_bytes()).into_owned(),
+                );
+            }
+        }
+        let h = e.header().clone();
+        let mut content = Vec::new();
+        e.read_to_end(&mut content).unwrap();
+        out.insert(
+            path,
+            Entry {
+                kind: h.entry_type().as_byte() as char,
+                mode: h.mode().unwrap(),
+                size: h.size().unwrap(),
+                link: e
+                    .link_name()
+                    .unwrap()
+                    .map(|l| l.to_string_lossy().into_owned()),
+                content,
+                pax,
+            },
+        );
+    }
+    out
+}
+
+/// `.PKGINFO` of a package as key → values.
+pub fn pkginfo(apk: &Path) -> BTreeMap<String, Vec<String>> {
+    let e = entries(apk);
+    let text = String::from_utf8(e[".PKGINFO"].content.clone()).unwrap();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(" = ") {
+            out.entry(k.to_string()).or_default().push(v.to_string());
+        }
+    }
+    out
+}
+
+/// The APKINDEX text of an index file.
+pub fn index_text(index: &Path) -> String {
+    let bytes = std::fs::read(index).unwrap();
+    let mut raw = Vec::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let mut ar = tar::Archive::new(&raw[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path_bytes().as_ref() == b"APKINDEX" {
+            let mut s = String::new();
+            e.read_to_string(&mut s).unwrap();
+            return s;
+        }
+    }
+    panic!("no APKINDEX in {}", index.display());
+}
+
+/// Snapshot of a directory: relative path → file bytes (for "unchanged" checks).
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &Path, d: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(base).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Whether the bubblewrap tests can run. Under CI they must.
+pub fn bwrap_or_skip() -> bool {
+    let ok = Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "true"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "bubblewrap is required under CI"
+        );
+        eprintln!("skipped: bubblewrap not usable here");
+    }
+    ok
+}
