@@ -1789,7 +1789,7 @@ def base_data():
 
 def build_package(key, data_entries=None, pkginfo_extra="", pkginfo_override=None, ctl_extra=b"", size=18,
                   ctl_eoa=False, sig_eoa=False, data_split=False, trailing=b"", sign_name=None):
-    n, e, d = key
+    n, _, d = key
     data_tar = b"".join(base_data() if data_entries is None else data_entries) + b"\0" * 1024
     if data_split:
         half = (len(data_tar) // 2) // 512 * 512
@@ -1897,11 +1897,41 @@ def selftest_mutations():
             elif rule is not None and rule not in fired:
                 failures.append(f"mutation {label!r}: rule {rule} did not fire (got {sorted(fired)})")
         failures += selftest_index(tmp, key, keys)
+        failures += selftest_garbage(tmp, build_package(key), keys)
+    return failures
+
+
+def selftest_garbage(tmp, clean, keys):
+    """Flipped, cut and padded copies of a clean package: every one must
+    be judged (no traceback), and every truncated one rejected."""
+    import random
+
+    failures = []
+    rnd = random.Random(5)
+    path = os.path.join(tmp, "garbage.apk")
+    for i in range(150):
+        b = bytearray(clean)
+        op = i % 3
+        if op == 0:
+            b[rnd.randrange(len(b))] ^= 1 << rnd.randrange(8)
+        elif op == 1:
+            del b[rnd.randrange(len(b)) :]
+        else:
+            b += bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 40)))
+        with open(path, "wb") as f:
+            f.write(b)
+        try:
+            rep, _ = check_package(path, keys)
+        except Exception as e:  # noqa: BLE001 - a crash is what we look for
+            failures.append(f"garbage case {i}: {type(e).__name__}: {e}")
+            continue
+        if op != 0 and rep.ok():
+            failures.append(f"garbage case {i}: damaged package accepted")
     return failures
 
 
 def build_index(key, text, extra_entries=b"", sign=True, desc=b"test repo"):
-    n, e, d = key
+    n, _, d = key
     tar = t_entry(b"DESCRIPTION", b"0", desc) + t_entry(b"APKINDEX", b"0", text.encode()) + extra_entries
     member = gz(tar + b"\0" * 1024)
     if not sign:
