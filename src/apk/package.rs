@@ -166,6 +166,8 @@ pub enum PackageError {
     TopLevelDotfile { path: String },
     #[error("{path}: path is {len} bytes; apk fails on paths of {MAX_PATH_LEN} bytes or more")]
     PathTooLong { path: String, len: usize },
+    #[error("{path}: symlink target is {len} bytes; apk fails on link targets of {MAX_PATH_LEN} bytes or more")]
+    LinkTargetTooLong { path: String, len: usize },
     #[error("{path}: file is {size} bytes; apk's tar reader cannot represent 8 GiB or more")]
     FileTooLarge { path: String, size: u64 },
     #[error("{path}: {what} cannot be packaged")]
@@ -630,6 +632,13 @@ impl Walker<'_, '_> {
         if ft.is_symlink() {
             let target = fs::read_link(fs_path).map_err(self.io(fs_path, "read symlink"))?;
             let target = target.as_os_str().as_bytes().to_vec();
+            // apk's tar reader limits link targets like names (ENAMETOOLONG).
+            if target.len() >= MAX_PATH_LEN {
+                return Err(PackageError::LinkTargetTooLong {
+                    len: target.len(),
+                    path: display,
+                });
+            }
             let (mut h, mut pax) = self.header(&apath, &display, Kind::Symlink, 0o777);
             pax.insert(0, checksum_record(&Sha1::digest(&target)));
             h.link = target;
