@@ -129,6 +129,8 @@ fn example_builds_into_a_signed_repository_with_split_subpackages() {
     }
     assert!(text.ends_with("\n\n"));
 
+    assert_conformant(&out.join(arch()));
+
     let log = out.join("logs/hello-1.2.0-r0.log");
     assert!(
         fs::read_to_string(&log).unwrap().contains("hello/Build"),

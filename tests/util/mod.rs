@@ -225,3 +225,52 @@ pub fn bwrap_or_skip() -> bool {
     }
     ok
 }
+
+/// Run the independent conformance checker (tests/tools/apkcheck.py, which
+/// encodes apk-tools' and go-apk's rules) over a built repository
+/// directory: every package, then the index against those packages.
+#[track_caller]
+pub fn assert_conformant(arch_dir: &Path) {
+    let python = Command::new("python3").arg("--version").output();
+    if python.map(|o| !o.status.success()).unwrap_or(true) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 is required under CI"
+        );
+        eprintln!("skipped conformance check: python3 not installed");
+        return;
+    }
+    let checker = repo_root().join("tests/tools/apkcheck.py");
+    let keys = test_key().parent().unwrap();
+    let mut apks: Vec<PathBuf> = std::fs::read_dir(arch_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "apk"))
+        .collect();
+    apks.sort();
+    let pkg = Command::new("python3")
+        .arg(&checker)
+        .arg("package")
+        .arg("--keys-dir")
+        .arg(keys)
+        .args(&apks)
+        .output()
+        .unwrap();
+    assert!(
+        pkg.status.success(),
+        "conformance (packages):\n{}",
+        show(&pkg)
+    );
+    let idx = Command::new("python3")
+        .arg(&checker)
+        .arg("index")
+        .arg("--keys-dir")
+        .arg(keys)
+        .arg("--packages-dir")
+        .arg(arch_dir)
+        .arg(arch_dir.join("APKINDEX.tar.gz"))
+        .output()
+        .unwrap();
+    assert!(idx.status.success(), "conformance (index):\n{}", show(&idx));
+}
