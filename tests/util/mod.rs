@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -224,4 +226,62 @@ pub fn bwrap_or_skip() -> bool {
         eprintln!("skipped: bubblewrap not usable here");
     }
     ok
+}
+
+/// The apk name of the host architecture (what `pkgbuild build` targets).
+pub fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86_64",
+        "aarch64" => "aarch64",
+        other => other,
+    }
+}
+
+/// `<repo>/<arch>/<file>`.
+pub fn apk(out: &Path, file: &str) -> PathBuf {
+    out.join(arch()).join(file)
+}
+
+/// Serve `body` for every request on a loopback port, counting requests.
+pub fn serve(body: Vec<u8>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            h.fetch_add(1, Ordering::SeqCst);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    (port, hits)
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `<dir>/<name>.yaml`.
+pub fn write_recipe(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let recipe = dir.join(format!("{name}.yaml"));
+    fs::write(&recipe, body).unwrap();
+    recipe
+}
+
+/// Runs `pkgbuild ARGS...` and returns its output.
+pub fn pkgbuild<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
 }
