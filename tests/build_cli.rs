@@ -159,21 +159,7 @@ fn example_tarball() -> Vec<u8> {
     ] {
         fs::copy(repo_root().join("examples/hello").join(f), top.join(f)).unwrap();
     }
-    let out = Command::new("tar")
-        .args([
-            "--sort=name",
-            "--mtime=@0",
-            "--owner=0",
-            "--group=0",
-            "-czf",
-            "-",
-            "hello-1.2.0",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
+    tarball(dir.path(), "hello-1.2.0")
 }
 
 fn fetch_recipe(dir: &Path, url: &str, sha: &str) -> PathBuf {
@@ -262,22 +248,7 @@ fn git_checkout_source_is_cloned_on_the_host_and_checked() {
     ] {
         fs::copy(repo_root().join("examples/hello").join(f), src.join(f)).unwrap();
     }
-    let git = |args: &[&str]| {
-        let o = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-            .args(args)
-            .current_dir(&src)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "."]);
-    git(&["commit", "-qm", "v1.2.0"]);
-    git(&["tag", "v1.2.0"]);
-    let commit = git(&["rev-parse", "HEAD"]);
+    let commit = git_repo_with_tag(&src, "v1.2.0");
 
     let recipe_for = |commit: &str| {
         let dir = tmp.path().join(format!("r-{}", &commit[..8]));

@@ -335,3 +335,269 @@ fn no_provides_no_depends_and_no_commands_through_a_recipe() {
         ["cmd:greeter2=1.0-r0", "cmd:knob2=1.0-r0"]
     );
 }
+
+/// The SBOM a package carries, by its melange path.
+fn sbom_of(pkg: &Path, name: &str, full_version: &str) -> Vec<u8> {
+    let path = format!("var/lib/db/sbom/{name}-{full_version}.spdx.json");
+    let e = entries(pkg);
+    let entry = e
+        .get(&path)
+        .unwrap_or_else(|| panic!("{} has no {path}", pkg.display()));
+    assert_eq!(entry.mode & 0o7777, 0o644);
+    entry.content.clone()
+}
+
+#[test]
+fn example_sboms_validate_and_two_builds_give_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = repo_root().join("examples/hello/hello.yaml");
+    let names = ["hello", "hello-dev", "hello-doc"];
+    let sboms = |out: &Path| -> Vec<(String, Vec<u8>)> {
+        assert_ok(&build(&recipe, out, &[]));
+        names
+            .iter()
+            .map(|n| {
+                let pkg = apk(out, &format!("{n}-1.2.0-r0.apk"));
+                (n.to_string(), sbom_of(&pkg, n, "1.2.0-r0"))
+            })
+            .collect()
+    };
+    let first = sboms(&tmp.path().join("a"));
+    let second = sboms(&tmp.path().join("elsewhere/b"));
+    for ((name, a), (_, b)) in first.iter().zip(&second) {
+        assert!(a == b, "{name}: SBOM differs between two builds");
+        let doc: serde_json::Value = serde_json::from_slice(a).unwrap();
+        assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+        assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z");
+        let pkg = &doc["packages"][0];
+        assert_eq!(pkg["name"], name.as_str(), "{doc:#}");
+        assert_eq!(pkg["versionInfo"], "1.2.0-r0");
+        assert_eq!(pkg["licenseDeclared"], "MIT");
+    }
+    validate_spdx(&first);
+}
+
+#[test]
+fn sbom_lists_a_fetched_archive_and_a_git_checkout_with_checksum_and_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    // An archive served from loopback...
+    let src = tmp.path().join("tarball/extra-1.0");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("DATA"), "payload\n").unwrap();
+    let tar = tarball(src.parent().unwrap(), "extra-1.0");
+    let sha = sha256_hex(&tar);
+    let (port, _) = serve(tar);
+    let url = format!("http://127.0.0.1:{port}/extra-1.0.tar.gz");
+
+    // ...and a local git repository.
+    let upstream = tmp.path().join("upstream");
+    fs::create_dir_all(&upstream).unwrap();
+    fs::write(upstream.join("greet.c"), GREET_C).unwrap();
+    let commit = git_repo_with_tag(&upstream, "v2.0");
+
+    let recipe = write_recipe(
+        tmp.path(),
+        "sourced",
+        &r#"package:
+  name: sourced
+  version: "2.0"
+  epoch: 1
+  description: built from two upstream sources
+  copyright:
+    - license: Apache-2.0
+pipeline:
+  - uses: fetch
+    with:
+      uri: @URL@
+      expected-sha256: @SHA@
+  - uses: git-checkout
+    with:
+      repository: @REPO@
+      tag: v2.0
+      expected-commit: @COMMIT@
+      destination: gitsrc
+  - runs: |
+      install -Dm644 DATA "${{targets.destdir}}/usr/share/sourced/DATA"
+      install -Dm644 gitsrc/greet.c "${{targets.destdir}}/usr/share/sourced/greet.c"
+"#
+        .replace("@URL@", &url)
+        .replace("@SHA@", &sha)
+        .replace("@REPO@", &upstream.display().to_string())
+        .replace("@COMMIT@", &commit),
+    );
+    let out = tmp.path().join("repo");
+    let res = build(&recipe, &out, &[]);
+    assert_ok(&res);
+    let bytes = sbom_of(&apk(&out, "sourced-2.0-r1.apk"), "sourced", "2.0-r1");
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let packages = doc["packages"].as_array().unwrap();
+    assert_eq!(packages.len(), 3, "{doc:#}");
+    let main_id = packages[0]["SPDXID"].as_str().unwrap();
+    assert_eq!(doc["documentDescribes"][0], main_id);
+
+    // A loopback URL is no download location SPDX accepts, so it may be
+    // kept in sourceInfo instead (the build says so); either way it is there.
+    let retrieved = format!("retrieved from {url}");
+    let fetched = packages
+        .iter()
+        .find(|p| p["downloadLocation"] == url.as_str() || p["sourceInfo"] == retrieved.as_str())
+        .unwrap_or_else(|| panic!("no package for {url}:\n{doc:#}"));
+    assert_eq!(fetched["primaryPackagePurpose"], "SOURCE");
+    assert_eq!(fetched["checksums"][0]["algorithm"], "SHA256", "{doc:#}");
+    assert_eq!(fetched["checksums"][0]["checksumValue"], sha.as_str());
+    if fetched["downloadLocation"] != url.as_str() {
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(err.contains("is not a download location"), "{err}");
+    }
+
+    let text = |v: &serde_json::Value| v.to_string();
+    let cloned = packages
+        .iter()
+        .skip(1)
+        .find(|p| text(p).contains(&commit))
+        .unwrap_or_else(|| panic!("no package names commit {commit}:\n{doc:#}"));
+
+    // The package is generated from both sources.
+    let rels = doc["relationships"].as_array().unwrap();
+    for source in [fetched, cloned] {
+        let id = source["SPDXID"].as_str().unwrap();
+        assert!(
+            rels.iter().any(|r| r["spdxElementId"] == main_id
+                && r["relationshipType"] == "GENERATED_FROM"
+                && r["relatedSpdxElement"] == id),
+            "no GENERATED_FROM {id}:\n{doc:#}"
+        );
+    }
+    validate_spdx(&[("sourced".to_string(), bytes)]);
+}
+
+#[test]
+fn compiled_recipe_is_embedded_in_the_control_member_without_env_file_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = tmp.path().join("build.env");
+    fs::write(&env, "DEPLOY_TOKEN=tok-9f8e7d6c5b\n").unwrap();
+    let recipe = write_recipe(
+        tmp.path(),
+        "embedder",
+        r#"package:
+  name: embedder
+  version: 1.0.0
+  epoch: 0
+  description: carries its own recipe
+pipeline:
+  - name: use the token
+    runs: |
+      test -n "$DEPLOY_TOKEN"
+      mkdir -p "${{targets.destdir}}/usr/share/embedder"
+      echo done > "${{targets.destdir}}/usr/share/embedder/stamp"
+"#,
+    );
+    let out = tmp.path().join("repo");
+    assert_ok(&build(
+        &recipe,
+        &out,
+        &["--env-file", env.to_str().unwrap()],
+    ));
+    let pkg = apk(&out, "embedder-1.0.0-r0.apk");
+    let control = control_entries(&pkg);
+    let names: Vec<&str> = control.keys().map(String::as_str).collect();
+    assert_eq!(names, [".PKGINFO", ".melange.yaml"]);
+    let embedded = &control[".melange.yaml"];
+    assert_eq!(embedded.kind, '0');
+    let text = String::from_utf8(embedded.content.clone()).unwrap();
+    assert!(text.contains("embedder"), "{text}");
+    assert!(
+        text.contains("use the token"),
+        "steps are part of it:\n{text}"
+    );
+    assert!(
+        !text.contains("tok-9f8e7d6c5b"),
+        "env-file value embedded:\n{text}"
+    );
+    // The recipe travels in the control member only, not in the data.
+    let data = tar_entries(&members(&fs::read(&pkg).unwrap())[2]);
+    assert!(data.contains_key("usr/share/embedder/stamp"));
+    assert!(
+        !data.keys().any(|k| k.contains("melange")),
+        "{:?}",
+        data.keys()
+    );
+}
+
+const HOOKS: &str = r#"package:
+  name: hooks
+  version: "1.0"
+  epoch: 0
+  description: install scripts, triggers and priorities
+  dependencies:
+    provides:
+      - hooks-api=1.0
+    replaces:
+      - oldhooks
+    provider-priority: 10
+    replaces-priority: 5
+  scriptlets:
+    post-install: |
+      echo installed
+    pre-deinstall: |
+      #!/bin/busybox sh
+      echo leaving
+    trigger:
+      paths:
+        - /usr/share/hooks/*
+        - /usr/lib/hooks
+      script: |
+        #!/bin/sh
+        echo triggered
+pipeline:
+  - runs: |
+      mkdir -p "${{targets.destdir}}/usr/share/hooks"
+      echo x > "${{targets.destdir}}/usr/share/hooks/h"
+"#;
+
+#[test]
+fn scriptlets_triggers_and_priorities_reach_the_control_member_and_the_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(tmp.path(), "hooks", HOOKS);
+    let out = tmp.path().join("repo");
+    assert_ok(&build(&recipe, &out, &[]));
+    let pkg = apk(&out, "hooks-1.0-r0.apk");
+    let index = apk(&out, "APKINDEX.tar.gz");
+    assert_ok(&verify(&[pkg.clone(), index.clone()]));
+
+    let control = control_entries(&pkg);
+    let scripts = [
+        (".post-install", "#!/bin/sh\necho installed\n"),
+        (".pre-deinstall", "#!/bin/busybox sh\necho leaving\n"),
+        (".trigger", "#!/bin/sh\necho triggered\n"),
+    ];
+    for (name, text) in scripts {
+        let e = control
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", control.keys()));
+        assert_eq!(e.mode & 0o7777, 0o755, "{name}");
+        assert_eq!(e.kind, '0', "{name}");
+        assert_eq!(String::from_utf8_lossy(&e.content), text, "{name}");
+    }
+    assert!(!control.contains_key(".pre-install"));
+
+    let text = String::from_utf8(control[".PKGINFO"].content.clone()).unwrap();
+    let lines = |key: &str| -> Vec<&str> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(key)?.strip_prefix(" = "))
+            .collect()
+    };
+    assert_eq!(lines("triggers"), ["/usr/share/hooks/* /usr/lib/hooks"]);
+    assert_eq!(lines("replaces"), ["oldhooks"]);
+    assert_eq!(lines("provider_priority"), ["10"]);
+    assert_eq!(lines("replaces_priority"), ["5"]);
+    assert_eq!(lines("provides"), ["hooks-api=1.0"]);
+    // Scripts run by /bin/sh need it installed first.
+    assert_eq!(lines("depend"), ["/bin/sh"]);
+
+    let records = index_records(&index_text(&index));
+    let rec = records.iter().find(|r| r.name == "hooks").unwrap();
+    assert_eq!(rec.fields.get(&'k').map(String::as_str), Some("10"));
+    assert_eq!(rec.provides, ["hooks-api=1.0"]);
+    assert_eq!(rec.depends, ["/bin/sh"]);
+}

@@ -490,26 +490,45 @@ fn package_all(
     let resolved = scan::resolve(&deps_in);
 
     let embedded = serde_json::to_vec_pretty(plan)?;
-    let jobs: Vec<(&PackagePlan, scan::ResolvedDeps)> =
-        plan.packages.iter().zip(resolved).collect();
+    let sbom_texts: Vec<(String, Option<String>)> = plan
+        .packages
+        .iter()
+        .map(|p| (copyright_text(p), cpe23(p)))
+        .collect();
+    let sbom_input = |i: usize| {
+        let p = &plan.packages[i];
+        sbom::SbomInput {
+            name: &p.name,
+            full_version: &p.full_version,
+            arch: opts.arch.apk(),
+            origin: &main.name,
+            license: &p.license,
+            copyright: &sbom_texts[i].0,
+            cpe: sbom_texts[i].1.as_deref(),
+            url: &p.url,
+            namespace: "local",
+            sources: &prepared.sbom_sources,
+            epoch: opts.epoch,
+            description: &p.description,
+        }
+    };
+    // What the SBOM had to leave out or normalise (a license typo, a source
+    // URL SPDX rejects) is said once, not once per subpackage.
+    let mut said = std::collections::BTreeSet::new();
+    for (i, p) in plan.packages.iter().enumerate() {
+        for w in sbom::warnings(&sbom_input(i)) {
+            if said.insert(w.clone()) {
+                log.warn(&format!("{}: SBOM: {w}", p.name));
+            }
+        }
+    }
+    let jobs: Vec<(usize, scan::ResolvedDeps)> = resolved.into_iter().enumerate().collect();
     jobs.into_par_iter()
-        .map(|(p, deps)| {
+        .map(|(i, deps)| {
+            let p = &plan.packages[i];
             let root = out_root.join(&p.name);
             let sbom_rel = sbom::sbom_path(&p.name, &p.full_version);
-            let sbom_bytes = sbom::render(&sbom::SbomInput {
-                name: &p.name,
-                full_version: &p.full_version,
-                arch: opts.arch.apk(),
-                origin: &main.name,
-                license: &p.license,
-                copyright: &copyright_text(p),
-                cpe: cpe23(p).as_deref(),
-                url: &p.url,
-                namespace: "local",
-                sources: &prepared.sbom_sources,
-                epoch: opts.epoch,
-                description: &p.description,
-            });
+            let sbom_bytes = sbom::render(&sbom_input(i));
             let sbom_file = root.join(&sbom_rel);
             if let Some(dir) = sbom_file.parent() {
                 fs::create_dir_all(dir)?;

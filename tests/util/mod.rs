@@ -474,3 +474,47 @@ pub fn validate_spdx(docs: &[(String, Vec<u8>)]) {
         );
     }
 }
+
+/// A reproducible `.tar.gz` of `<parent>/<top>`, as upstreams publish
+/// release archives (one top directory).
+pub fn tarball(parent: &Path, top: &str) -> Vec<u8> {
+    let out = Command::new("tar")
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "-czf",
+            "-",
+            top,
+        ])
+        .current_dir(parent)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    out.stdout
+}
+
+/// Runs git in `dir` with a fixed identity and no user configuration;
+/// returns its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Makes `dir` (already holding files) a git repository with one commit
+/// tagged `tag`; returns the commit id.
+pub fn git_repo_with_tag(dir: &Path, tag: &str) -> String {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-qm", tag]);
+    git(dir, &["tag", tag]);
+    git(dir, &["rev-parse", "HEAD"])
+}
