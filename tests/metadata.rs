@@ -601,3 +601,46 @@ fn scriptlets_triggers_and_priorities_reach_the_control_member_and_the_index() {
     assert_eq!(rec.provides, ["hooks-api=1.0"]);
     assert_eq!(rec.depends, ["/bin/sh"]);
 }
+
+/// Regression: a negative priority passed the recipe checks and was then
+/// silently left out of `.PKGINFO`; a trigger without a script (or without
+/// paths) failed only after every step had run. Both are recipe errors now,
+/// reported before anything runs.
+#[test]
+fn metadata_a_package_cannot_carry_is_refused_before_any_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "negprio",
+            "  dependencies:\n    replaces-priority: -3\n",
+            "dependencies.replaces-priority is `-3`",
+        ),
+        (
+            "pathsonly",
+            "  scriptlets:\n    trigger:\n      paths:\n        - /usr/lib/x\n",
+            "scriptlets.trigger has paths but no script",
+        ),
+        (
+            "scriptonly",
+            "  scriptlets:\n    trigger:\n      script: |\n        #!/bin/sh\n        true\n",
+            "scriptlets.trigger has a script but no paths",
+        ),
+    ];
+    for (name, extra, message) in cases {
+        let recipe = write_recipe(
+            tmp.path(),
+            name,
+            &format!(
+                "package:\n  name: {name}\n  version: 1.0.0\n  epoch: 0\n  description: d\n{extra}pipeline:\n  - name: marker\n    runs: echo ran\n"
+            ),
+        );
+        let out = tmp.path().join(format!("repo-{name}"));
+        let res = build(&recipe, &out, &[]);
+        assert_eq!(res.status.code(), Some(2), "{name}: {}", show(&res));
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(err.contains(&format!("{name}.yaml")), "{name}: {err}");
+        assert!(err.contains(message), "{name}: {err}");
+        assert!(!err.contains("marker"), "{name}: a step ran: {err}");
+        assert!(!apk(&out, "APKINDEX.tar.gz").exists());
+    }
+}

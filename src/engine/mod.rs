@@ -66,7 +66,7 @@ pub enum BuildError {
         status: String,
         tail: String,
     },
-    #[error("{package}: {count} required lint check(s) failed:\n{findings}")]
+    #[error("{package}: {count} required lint check(s) failed (a recipe turns one off for a package with `checks: disabled: [NAME]`):\n{findings}")]
     Lint {
         package: String,
         count: usize,
@@ -154,6 +154,8 @@ pub fn build(
         build_root: build_root.clone(),
     };
     let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::cli::input_error)?;
+    check_apk_metadata(&plan)
+        .map_err(|e| crate::cli::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display())))?;
     let main = plan
         .packages
         .first()
@@ -269,6 +271,35 @@ pub fn build(
         log: log_path,
         skipped: None,
     })
+}
+
+/// What the recipe may say but a package cannot carry, refused before any
+/// step runs rather than after the whole build (or, for priorities, dropped
+/// without a word as before).
+fn check_apk_metadata(plan: &Plan) -> Result<(), String> {
+    for p in &plan.packages {
+        let d = &p.dependencies;
+        for (what, value) in [
+            ("provider-priority", &d.provider_priority),
+            ("replaces-priority", &d.replaces_priority),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| v.parse::<u64>().is_err()) {
+                return Err(format!(
+                    "package {}: dependencies.{what} is `{v}`, but apk stores priorities as non-negative integers",
+                    p.name
+                ));
+            }
+        }
+        if let Some(t) = &p.scriptlets.trigger {
+            let problem = match (t.script.trim().is_empty(), t.paths.is_empty()) {
+                (true, false) => "has paths but no script",
+                (false, true) => "has a script but no paths to fire it",
+                _ => continue,
+            };
+            return Err(format!("package {}: scriptlets.trigger {problem}", p.name));
+        }
+    }
+    Ok(())
 }
 
 fn keep_or_drop(ws: tempfile::TempDir, keep: bool, log: &BuildLog) {
