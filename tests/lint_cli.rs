@@ -220,3 +220,47 @@ fn lint_list_names_every_linter_with_its_level() {
     assert!(levels.contains(&("worldwrite", "required")), "{text}");
     assert_eq!(levels.len(), 22, "{text}");
 }
+
+#[test]
+fn lint_on_packages_sees_the_permission_bits_the_package_carries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("repo");
+    let recipe = write_recipe(
+        tmp.path(),
+        "perms",
+        r#"package:
+  name: perms
+  version: 1.0.0
+  epoch: 0
+  description: p
+  checks:
+    disabled:
+      - setuidgid
+      - worldwrite
+pipeline:
+  - runs: |
+      mkdir -p "${{targets.destdir}}/usr/bin" "${{targets.destdir}}/usr/share/perms"
+      printf '#!/bin/sh\ntrue\n' > "${{targets.destdir}}/usr/bin/su-ish"
+      chmod 4755 "${{targets.destdir}}/usr/bin/su-ish"
+      echo x > "${{targets.destdir}}/usr/share/perms/open"
+      chmod 0666 "${{targets.destdir}}/usr/share/perms/open"
+"#,
+    );
+    assert_ok(&build(&recipe, &out, &[]));
+    let pkg = apk(&out, "perms-1.0.0-r0.apk");
+    let res = pkgbuild(&["lint".as_ref(), pkg.as_os_str()]);
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    let text = stdout(&res);
+    let p = pkg.display();
+    for line in [
+        format!("{p}: [setuidgid] required: file is setuid (mode 4755) (usr/bin/su-ish)"),
+        format!(
+            "{p}: [worldwrite] required: world-writable file (mode 0666) (usr/share/perms/open)"
+        ),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+}
