@@ -116,3 +116,55 @@ fn stand_in(root: &Path, e: &DataEntry) -> io::Result<()> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn special(path: &str) -> DataEntry {
+        DataEntry {
+            path: path.to_string(),
+            kind: EntryKind::Fifo,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+            uname: String::new(),
+            gname: String::new(),
+            mtime: 0,
+            size: 0,
+            link_target: None,
+            checksum: None,
+            xattrs: Vec::new(),
+            device: None,
+        }
+    }
+
+    #[test]
+    fn stand_in_is_an_empty_0644_file_where_the_special_file_was() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join("dev")).unwrap();
+        stand_in(root.path(), &special("dev/initctl")).unwrap();
+        let meta = fs::symlink_metadata(root.path().join("dev/initctl")).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.len(), 0);
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+        // Something already there is left alone.
+        fs::write(root.path().join("dev/kept"), b"data").unwrap();
+        stand_in(root.path(), &special("dev/kept")).unwrap();
+        assert_eq!(fs::read(root.path().join("dev/kept")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn stand_in_never_goes_through_a_symlink_or_up() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("link")).unwrap();
+        for path in ["link/fifo", "../fifo", "missing/fifo", "a/../../fifo"] {
+            stand_in(root.path(), &special(path)).unwrap();
+        }
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert!(!root.path().join("missing").exists());
+        assert!(!root.path().parent().unwrap().join("fifo").exists());
+    }
+}
