@@ -4,7 +4,7 @@
 mod util;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,18 +13,6 @@ use util::*;
 
 fn example_recipe() -> PathBuf {
     repo_root().join("examples/hello/hello.yaml")
-}
-
-fn arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "x86_64",
-        "aarch64" => "aarch64",
-        other => other,
-    }
-}
-
-fn apk(out: &Path, file: &str) -> PathBuf {
-    out.join(arch()).join(file)
 }
 
 #[test]
@@ -158,30 +146,6 @@ fn building_twice_gives_byte_identical_packages() {
     }
 }
 
-/// Serve `body` for every request on a loopback port, counting requests.
-fn serve(body: Vec<u8>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = std::sync::Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(16) {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            h.fetch_add(1, Ordering::SeqCst);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&body);
-        }
-    });
-    (port, hits)
-}
-
 /// The example project's source files (not its recipe) copied to `dst`.
 fn copy_example_sources(dst: &Path) {
     fs::create_dir_all(dst).unwrap();
@@ -201,29 +165,7 @@ fn copy_example_sources(dst: &Path) {
 fn example_tarball() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     copy_example_sources(&dir.path().join("hello-1.2.0"));
-    let out = Command::new("tar")
-        .args([
-            "--sort=name",
-            "--mtime=@0",
-            "--owner=0",
-            "--group=0",
-            "-czf",
-            "-",
-            "hello-1.2.0",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    tarball(dir.path(), "hello-1.2.0")
 }
 
 fn fetch_recipe(dir: &Path, url: &str, sha: &str) -> PathBuf {
@@ -302,22 +244,7 @@ fn git_checkout_source_is_cloned_on_the_host_and_checked() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("upstream");
     copy_example_sources(&src);
-    let git = |args: &[&str]| {
-        let o = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-            .args(args)
-            .current_dir(&src)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "."]);
-    git(&["commit", "-qm", "v1.2.0"]);
-    git(&["tag", "v1.2.0"]);
-    let commit = git(&["rev-parse", "HEAD"]);
+    let commit = git_repo_with_tag(&src, "v1.2.0");
 
     let recipe_for = |commit: &str| {
         let dir = tmp.path().join(format!("r-{}", &commit[..8]));
@@ -356,12 +283,6 @@ pipeline:
     assert_eq!(res.status.code(), Some(1), "{}", show(&res));
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains(&wrong) && err.contains(&commit), "{err}");
-}
-
-fn write_recipe(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let recipe = dir.join(format!("{name}.yaml"));
-    fs::write(&recipe, body).unwrap();
-    recipe
 }
 
 #[test]

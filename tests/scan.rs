@@ -2,6 +2,8 @@
 //! library and a program are compiled with the host's gcc, staged the way
 //! recipes stage them, and the exact `depend`/`provides` lines are checked.
 
+mod util;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -13,6 +15,8 @@ use pkgbuild::meta::scan::{
     ld_so_conf_dirs, resolve, scan_tree, scan_tree_with_lib_dirs, PackageDeps, ResolvedDeps,
     ScanOptions, ScanResult,
 };
+
+use util::host_loader_dep;
 
 const VERSION: &str = "1.0-r0";
 
@@ -60,17 +64,6 @@ fn gcc(dir: &Path, args: &[&str]) {
         "gcc {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The program interpreter the host's gcc writes into executables.
-fn interpreter_dep() -> &'static str {
-    if cfg!(target_arch = "x86_64") {
-        "so:ld-linux-x86-64.so.2"
-    } else if cfg!(target_arch = "aarch64") {
-        "so:ld-linux-aarch64.so.1"
-    } else {
-        panic!("add this architecture's glibc loader name")
-    }
 }
 
 /// A staged tree under construction.
@@ -149,7 +142,7 @@ fn program_depends_on_its_libraries_and_interpreter_and_provides_its_command() {
     let scan = tree.scan();
     assert_eq!(
         list(&scan.depends),
-        set(&["so:libgreet.so.1", "so:libc.so.6", interpreter_dep()])
+        set(&["so:libgreet.so.1", "so:libc.so.6", host_loader_dep()])
     );
     assert_eq!(list(&scan.provides), set(&["cmd:greet=1.0-r0"]));
 }
@@ -164,7 +157,7 @@ fn library_outside_the_library_directories_is_vendored() {
     assert_eq!(list(&scan.vendored), set(&["libgreet.so.1"]));
     assert_eq!(
         list(&scan.depends),
-        set(&["so:libc.so.6", interpreter_dep()])
+        set(&["so:libc.so.6", host_loader_dep()])
     );
 }
 
@@ -333,7 +326,7 @@ fn options_switch_off_provides_depends_and_commands() {
     );
     assert_eq!(
         list(&all.depends),
-        set(&["so:libc.so.6", interpreter_dep(), "cmd:bash"])
+        set(&["so:libc.so.6", host_loader_dep(), "cmd:bash"])
     );
 
     let no_provides = tree.scan_with(ScanOptions {
@@ -361,7 +354,7 @@ fn options_switch_off_provides_depends_and_commands() {
     );
     assert_eq!(
         list(&no_commands.depends),
-        set(&["so:libc.so.6", interpreter_dep()])
+        set(&["so:libc.so.6", host_loader_dep()])
     );
 }
 
@@ -407,7 +400,7 @@ fn siblings_resolve_libraries_and_dev_symlinks() {
     assert_eq!(
         resolved[0],
         ResolvedDeps {
-            depends: set(&["so:libc.so.6", "so:libgreet.so.1", interpreter_dep()]),
+            depends: set(&["so:libc.so.6", "so:libgreet.so.1", host_loader_dep()]),
             provides: set(&["cmd:greet=1.0-r0"]),
         }
     );
@@ -447,7 +440,7 @@ fn a_sibling_that_only_contains_a_library_is_depended_on_by_name() {
     );
     assert_eq!(
         resolved[0].depends,
-        set(&["libgreet", "so:libc.so.6", interpreter_dep()])
+        set(&["libgreet", "so:libc.so.6", host_loader_dep()])
     );
     assert!(resolved[1].provides.is_empty());
 }
@@ -473,14 +466,14 @@ fn declared_entries_are_kept_as_written_and_win_over_generated_ones() {
     assert_eq!(
         resolved[0],
         ResolvedDeps {
-            depends: set(&["busybox", "so:libc.so.6>=2.36", interpreter_dep()]),
+            depends: set(&["busybox", "so:libc.so.6>=2.36", host_loader_dep()]),
             provides: set(&["cmd:greet=1.0-r0", "greeter", "so:libgreet.so.1=9"]),
         }
     );
     // The sibling keeps the so: form; apk finds the provider.
     assert_eq!(
         resolved[1].depends,
-        set(&["so:libc.so.6", "so:libgreet.so.1", interpreter_dep()])
+        set(&["so:libc.so.6", "so:libgreet.so.1", host_loader_dep()])
     );
 }
 

@@ -1,39 +1,132 @@
-//! `pkgbuild lint`: check recipes without building. Each recipe is fully
-//! compiled (keys, names, versions, pipelines, inputs, substitutions,
-//! conditions); every failure is printed as `file:line:col: message` and
-//! the exit code is 2 if any recipe failed. Package linters (on built
-//! `.apk` files) are wired in separately.
+//! `pkgbuild lint`: check recipes and finished packages without building.
+//!
+//! A recipe is fully compiled (keys, names, versions, pipelines, inputs,
+//! substitutions, conditions); every failure is printed on stderr as
+//! `file:line:col: message`. A package (`.apk`, recognised by its gzip
+//! magic, whatever its name) is unpacked into a temporary directory and the
+//! package linters run on it, one stdout line per finding:
+//! `FILE: [linter] level: message (path)`, or `FILE: OK` when there is none.
+//!
+//! Exit code: 2 if any recipe failed to compile, else 1 if any package has
+//! a required-level finding or cannot be read, else 0 (warnings alone pass).
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cli::compile::CompileFlags;
+use crate::cli::input_error;
+use crate::meta::apk_lint;
+use crate::meta::lint::{self, Level};
 use crate::plan;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Recipe YAML files to check.
-    #[arg(required = true)]
-    pub recipes: Vec<PathBuf>,
+    /// Recipe YAML files and/or .apk packages to check.
+    #[arg(required_unless_present = "list")]
+    pub files: Vec<PathBuf>,
+    /// Turn a package linter off (repeatable; see --list).
+    #[arg(long = "disable", value_name = "LINTER")]
+    pub disable: Vec<String>,
+    /// List the package linters with their level and exit.
+    #[arg(long)]
+    pub list: bool,
     #[command(flatten)]
     pub flags: CompileFlags,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.list {
+        for (name, level, help) in lint::LINTERS {
+            println!("{name:<14} {:<8} {help}", level_name(*level));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let unknown = lint::unknown_linters(&args.disable);
+    if !unknown.is_empty() {
+        return Err(input_error(anyhow::anyhow!(
+            "unknown linter(s) for --disable: {} (see `pkgbuild lint --list`)",
+            unknown.join(", ")
+        )));
+    }
     let opts = args.flags.options()?;
-    let mut failed = 0usize;
-    for r in &args.recipes {
-        if let Err(e) = plan::compile(r, &opts) {
+    let mut recipes_failed = 0usize;
+    let mut recipes = 0usize;
+    let mut packages_failed = 0usize;
+    for f in &args.files {
+        if is_package(f) {
+            if !lint_package(f, &args.disable) {
+                packages_failed += 1;
+            }
+            continue;
+        }
+        recipes += 1;
+        if let Err(e) = plan::compile(f, &opts) {
             eprintln!("{e}");
-            failed += 1;
+            recipes_failed += 1;
         }
     }
-    if failed > 0 {
-        eprintln!(
-            "{failed} of {} recipe(s) failed the checks",
-            args.recipes.len()
-        );
-        return Ok(ExitCode::from(2));
+    if recipes_failed > 0 {
+        eprintln!("{recipes_failed} of {recipes} recipe(s) failed the checks");
     }
-    Ok(ExitCode::SUCCESS)
+    if packages_failed > 0 {
+        eprintln!(
+            "{packages_failed} of {} package(s) failed the checks",
+            args.files.len() - recipes
+        );
+    }
+    Ok(if recipes_failed > 0 {
+        ExitCode::from(2)
+    } else if packages_failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Required => "required",
+        Level::Warning => "warning",
+    }
+}
+
+/// A package is a gzip stream; a recipe is YAML text and never starts with
+/// the gzip magic. Unreadable paths go the recipe way, whose error names them.
+fn is_package(path: &Path) -> bool {
+    let mut magic = [0u8; 2];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == [0x1f, 0x8b])
+        || path.extension().is_some_and(|e| e == "apk")
+}
+
+/// Prints the package's findings; false when it must fail the run.
+fn lint_package(path: &Path, disabled: &[String]) -> bool {
+    let file = path.display();
+    let result = match apk_lint::lint_apk(path, disabled) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{file}: error: {e}");
+            return false;
+        }
+    };
+    if result.findings.is_empty() {
+        println!("{file}: OK");
+    }
+    for f in &result.findings {
+        let place = f
+            .path
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        println!(
+            "{file}: [{}] {}: {}{place}",
+            f.linter,
+            level_name(f.level),
+            f.message
+        );
+    }
+    !result.findings.iter().any(|f| f.level == Level::Required)
 }

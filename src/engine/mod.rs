@@ -66,7 +66,7 @@ pub enum BuildError {
         status: String,
         tail: String,
     },
-    #[error("{package}: {count} required lint check(s) failed:\n{findings}")]
+    #[error("{package}: {count} required lint check(s) failed (a recipe turns one off for a package with `checks: disabled: [NAME]`):\n{findings}")]
     Lint {
         package: String,
         count: usize,
@@ -154,6 +154,8 @@ pub fn build(
         build_root: build_root.clone(),
     };
     let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::cli::input_error)?;
+    check_apk_metadata(&plan)
+        .map_err(|e| crate::cli::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display())))?;
     let main = plan
         .packages
         .first()
@@ -269,6 +271,35 @@ pub fn build(
         log: log_path,
         skipped: None,
     })
+}
+
+/// What the recipe may say but a package cannot carry, refused before any
+/// step runs rather than after the whole build (or, for priorities, dropped
+/// without a word as before).
+fn check_apk_metadata(plan: &Plan) -> Result<(), String> {
+    for p in &plan.packages {
+        let d = &p.dependencies;
+        for (what, value) in [
+            ("provider-priority", &d.provider_priority),
+            ("replaces-priority", &d.replaces_priority),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| v.parse::<u64>().is_err()) {
+                return Err(format!(
+                    "package {}: dependencies.{what} is `{v}`, but apk stores priorities as non-negative integers",
+                    p.name
+                ));
+            }
+        }
+        if let Some(t) = &p.scriptlets.trigger {
+            let problem = match (t.script.trim().is_empty(), t.paths.is_empty()) {
+                (true, false) => "has paths but no script",
+                (false, true) => "has a script but no paths to fire it",
+                _ => continue,
+            };
+            return Err(format!("package {}: scriptlets.trigger {problem}", p.name));
+        }
+    }
+    Ok(())
 }
 
 fn keep_or_drop(ws: tempfile::TempDir, keep: bool, log: &BuildLog) {
@@ -490,27 +521,46 @@ fn package_all(
     let resolved = scan::resolve(&deps_in);
 
     let embedded = serde_json::to_vec_pretty(plan)?;
-    let jobs: Vec<(&PackagePlan, scan::ResolvedDeps)> =
-        plan.packages.iter().zip(resolved).collect();
+    let sbom_texts: Vec<(String, Option<String>)> = plan
+        .packages
+        .iter()
+        .map(|p| (copyright_text(p), cpe23(p)))
+        .collect();
+    let sbom_input = |i: usize| {
+        let p = &plan.packages[i];
+        sbom::SbomInput {
+            name: &p.name,
+            full_version: &p.full_version,
+            arch: opts.arch.apk(),
+            origin: &main.name,
+            license: &p.license,
+            copyright: &sbom_texts[i].0,
+            cpe: sbom_texts[i].1.as_deref(),
+            url: &p.url,
+            namespace: "local",
+            sources: &prepared.sbom_sources,
+            epoch: opts.epoch,
+            description: &p.description,
+            build_environment: &plan.environment.contents.packages,
+        }
+    };
+    // What the SBOM had to leave out or normalise (a license typo, a source
+    // URL SPDX rejects) is said once, not once per subpackage.
+    let mut said = std::collections::BTreeSet::new();
+    for (i, p) in plan.packages.iter().enumerate() {
+        for w in sbom::warnings(&sbom_input(i)) {
+            if said.insert(w.clone()) {
+                log.warn(&format!("{}: SBOM: {w}", p.name));
+            }
+        }
+    }
+    let jobs: Vec<(usize, scan::ResolvedDeps)> = resolved.into_iter().enumerate().collect();
     jobs.into_par_iter()
-        .map(|(p, deps)| {
+        .map(|(i, deps)| {
+            let p = &plan.packages[i];
             let root = out_root.join(&p.name);
             let sbom_rel = sbom::sbom_path(&p.name, &p.full_version);
-            let sbom_bytes = sbom::render(&sbom::SbomInput {
-                name: &p.name,
-                full_version: &p.full_version,
-                arch: opts.arch.apk(),
-                origin: &main.name,
-                license: &p.license,
-                copyright: &copyright_text(p),
-                cpe: cpe23(p).as_deref(),
-                url: &p.url,
-                namespace: "local",
-                sources: &prepared.sbom_sources,
-                epoch: opts.epoch,
-                description: &p.description,
-                build_environment: &plan.environment.contents.packages,
-            });
+            let sbom_bytes = sbom::render(&sbom_input(i));
             let sbom_file = root.join(&sbom_rel);
             if let Some(dir) = sbom_file.parent() {
                 fs::create_dir_all(dir)?;

@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub const EPOCH: &str = "1700000000";
@@ -117,8 +119,22 @@ pub struct Entry {
 /// read with the `tar` crate.
 pub fn entries(apk: &Path) -> BTreeMap<String, Entry> {
     let bytes = std::fs::read(apk).unwrap();
+    tar_entries(&bytes)
+}
+
+/// The entries of the control member alone (the second gzip member of a
+/// signed package): `.PKGINFO`, scripts, `.melange.yaml`.
+pub fn control_entries(apk: &Path) -> BTreeMap<String, Entry> {
+    let bytes = std::fs::read(apk).unwrap();
+    let parts = members(&bytes);
+    assert_eq!(parts.len(), 3, "{} is not a signed package", apk.display());
+    tar_entries(&parts[1])
+}
+
+/// Tar entries of gzip data (one or more members), read with the `tar` crate.
+pub fn tar_entries(gz: &[u8]) -> BTreeMap<String, Entry> {
     let mut raw = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..])
+    flate2::read::MultiGzDecoder::new(gz)
         .read_to_end(&mut raw)
         .unwrap();
     let mut ar = tar::Archive::new(&raw[..]);
@@ -273,4 +289,281 @@ pub fn assert_conformant(arch_dir: &Path) {
         .output()
         .unwrap();
     assert!(idx.status.success(), "conformance (index):\n{}", show(&idx));
+}
+
+/// The apk name of the host architecture (what `pkgbuild build` targets).
+pub fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86_64",
+        "aarch64" => "aarch64",
+        other => other,
+    }
+}
+
+/// `<repo>/<arch>/<file>`.
+pub fn apk(out: &Path, file: &str) -> PathBuf {
+    out.join(arch()).join(file)
+}
+
+/// Serve `body` for every request on a loopback port, counting requests.
+pub fn serve(body: Vec<u8>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            h.fetch_add(1, Ordering::SeqCst);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    (port, hits)
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `<dir>/<name>.yaml`.
+pub fn write_recipe(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let recipe = dir.join(format!("{name}.yaml"));
+    fs::write(&recipe, body).unwrap();
+    recipe
+}
+
+/// Runs `pkgbuild ARGS...` and returns its output.
+pub fn pkgbuild<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+/// The `so:` name of the program interpreter the host's C compiler writes
+/// into executables (glibc's loader).
+pub fn host_loader_dep() -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        "so:ld-linux-x86-64.so.2"
+    } else if cfg!(target_arch = "aarch64") {
+        "so:ld-linux-aarch64.so.1"
+    } else {
+        panic!("add this architecture's glibc loader name")
+    }
+}
+
+/// One APKINDEX record, with the fields a resolver needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRecord {
+    pub name: String,
+    pub version: String,
+    pub depends: Vec<String>,
+    pub provides: Vec<String>,
+    /// Every field by letter, for the rest (`k`, `i`, `o`, ...).
+    pub fields: BTreeMap<char, String>,
+}
+
+/// Parses APKINDEX text (blank-line separated `L:value` records).
+pub fn index_records(text: &str) -> Vec<IndexRecord> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut fields = BTreeMap::new();
+        for line in block.lines() {
+            let mut chars = line.chars();
+            if let (Some(letter), Some(':')) = (chars.next(), chars.next()) {
+                fields.insert(letter, chars.as_str().to_string());
+            }
+        }
+        let list = |c: char| -> Vec<String> {
+            fields
+                .get(&c)
+                .map(|v: &String| v.split_whitespace().map(String::from).collect())
+                .unwrap_or_default()
+        };
+        out.push(IndexRecord {
+            name: fields.get(&'P').cloned().unwrap_or_default(),
+            version: fields.get(&'V').cloned().unwrap_or_default(),
+            depends: list('D'),
+            provides: list('p'),
+            fields,
+        });
+    }
+    out
+}
+
+/// The name part of a dependency or provides entry (`so:libc.so.6`,
+/// `foo>=1.2` → `foo`, `cmd:x=1-r0` → `cmd:x`).
+pub fn dep_name(entry: &str) -> &str {
+    entry.split(['<', '>', '=', '~']).next().unwrap_or(entry)
+}
+
+/// What an installer does with an index, in miniature: starting from
+/// `root`, every `D:` name must be a package name or a `p:` name of exactly
+/// one package in the repository, unless `base` says the base system
+/// provides it. Returns the package names to install, sorted, or the first
+/// name nothing provides.
+pub fn resolve_closure(
+    records: &[IndexRecord],
+    root: &str,
+    base: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, String> {
+    let mut chosen: Vec<String> = Vec::new();
+    let mut queue = vec![root.to_string()];
+    while let Some(want) = queue.pop() {
+        if chosen.contains(&want) {
+            continue;
+        }
+        let rec = records
+            .iter()
+            .find(|r| r.name == want)
+            .ok_or_else(|| format!("no package {want}"))?;
+        chosen.push(want.clone());
+        for dep in rec.depends.iter().filter(|d| !d.starts_with('!')) {
+            let name = dep_name(dep);
+            if base(name) {
+                continue;
+            }
+            let providers: Vec<&IndexRecord> = records
+                .iter()
+                .filter(|r| r.name == name || r.provides.iter().any(|p| dep_name(p) == name))
+                .collect();
+            match providers.as_slice() {
+                [one] => queue.push(one.name.clone()),
+                [] => return Err(format!("{want}: nothing provides {dep}")),
+                many => {
+                    let names: Vec<&str> = many.iter().map(|r| r.name.as_str()).collect();
+                    return Err(format!("{want}: {dep} is provided by several: {names:?}"));
+                }
+            }
+        }
+    }
+    chosen.sort();
+    Ok(chosen)
+}
+
+/// The path to `pyspdxtools`, or None (skip) outside CI.
+pub fn spdx_validator() -> Option<&'static str> {
+    let found = Command::new("pyspdxtools")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some("pyspdxtools");
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "pyspdxtools not installed but CI is set; install it with \
+             `python3 -m pip install --quiet spdx-tools`"
+        );
+    }
+    // Straight to the process's stderr: libtest captures eprintln! output of
+    // passing tests, and this notice must be seen.
+    let _ = std::io::stderr().write_all(
+        b"skipped: pyspdxtools not installed (python3 -m pip install spdx-tools); \
+          structural checks still ran\n",
+    );
+    None
+}
+
+/// Runs the validator on every document at once (one process each) and
+/// returns, per document, whether it passed and what it printed.
+pub fn run_spdx_validator(docs: &[(String, Vec<u8>)]) -> Option<Vec<(bool, String)>> {
+    let tool = spdx_validator()?;
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<_> = docs
+        .iter()
+        .map(|(label, bytes)| {
+            // pyspdxtools picks the format from the file name.
+            let path = dir.path().join(format!("{label}.spdx.json"));
+            std::fs::write(&path, bytes).unwrap();
+            Command::new(tool)
+                .arg("-i")
+                .arg(&path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn pyspdxtools")
+        })
+        .collect();
+    Some(
+        children
+            .into_iter()
+            .map(|child| {
+                let out = child.wait_with_output().unwrap();
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                (out.status.success(), text)
+            })
+            .collect(),
+    )
+}
+
+#[track_caller]
+pub fn validate_spdx(docs: &[(String, Vec<u8>)]) {
+    let Some(results) = run_spdx_validator(docs) else {
+        return;
+    };
+    for ((label, bytes), (ok, text)) in docs.iter().zip(results) {
+        assert!(
+            ok,
+            "pyspdxtools rejected {label}:\n{text}\n--- document ---\n{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+/// A reproducible `.tar.gz` of `<parent>/<top>`, as upstreams publish
+/// release archives (one top directory).
+pub fn tarball(parent: &Path, top: &str) -> Vec<u8> {
+    let out = Command::new("tar")
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "-czf",
+            "-",
+            top,
+        ])
+        .current_dir(parent)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    out.stdout
+}
+
+/// Runs git in `dir` with a fixed identity and no user configuration;
+/// returns its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Makes `dir` (already holding files) a git repository with one commit
+/// tagged `tag`; returns the commit id.
+pub fn git_repo_with_tag(dir: &Path, tag: &str) -> String {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-qm", tag]);
+    git(dir, &["tag", tag]);
+    git(dir, &["rev-parse", "HEAD"])
 }
