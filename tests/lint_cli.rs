@@ -218,7 +218,8 @@ fn lint_list_names_every_linter_with_its_level() {
     assert!(levels.contains(&("tempdir", "required")), "{text}");
     assert!(levels.contains(&("libtool", "warning")), "{text}");
     assert!(levels.contains(&("worldwrite", "required")), "{text}");
-    assert_eq!(levels.len(), 22, "{text}");
+    assert_eq!(levels.len(), pkgbuild::meta::lint::LINTERS.len(), "{text}");
+    assert!(levels.contains(&("rpath", "required")), "{text}");
 }
 
 #[test]

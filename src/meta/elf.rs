@@ -12,7 +12,10 @@ use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 
-use object::elf::{FileHeader32, FileHeader64, DT_NEEDED, DT_NULL, DT_SONAME, DT_STRSZ, DT_STRTAB};
+use object::elf::{
+    FileHeader32, FileHeader64, DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
+    DT_STRTAB,
+};
 use object::elf::{ELFCLASS32, ELFCLASS64, PT_LOAD};
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::read::{ReadCache, ReadRef};
@@ -35,6 +38,9 @@ pub struct ElfInfo {
     pub needed: Vec<String>,
     /// `DT_SONAME`, if the object declares one.
     pub soname: Option<String>,
+    /// Search paths from `DT_RPATH` and `DT_RUNPATH`, split at `:`, in
+    /// file order (empty components kept: they mean the current directory).
+    pub rpath: Vec<String>,
 }
 
 /// Reads `path` if it is an ELF file.
@@ -111,6 +117,7 @@ fn parse<Elf: FileHeader<Endian = Endianness>>(data: Capped<'_>) -> Result<ElfIn
     let mut strtab_size = None;
     let mut needed = Vec::new();
     let mut soname = None;
+    let mut rpaths = Vec::new();
     for entry in entries {
         let tag: u64 = entry.d_tag(endian).into();
         let val: u64 = entry.d_val(endian).into();
@@ -120,10 +127,11 @@ fn parse<Elf: FileHeader<Endian = Endianness>>(data: Capped<'_>) -> Result<ElfIn
             Ok(DT_STRSZ) => strtab_size = Some(val),
             Ok(DT_NEEDED) => needed.push(val),
             Ok(DT_SONAME) => soname = Some(val),
+            Ok(DT_RPATH) | Ok(DT_RUNPATH) => rpaths.push(val),
             _ => {}
         }
     }
-    if needed.is_empty() && soname.is_none() {
+    if needed.is_empty() && soname.is_none() && rpaths.is_empty() {
         return Ok(info);
     }
     let (Some(addr), Some(size)) = (strtab_addr, strtab_size) else {
@@ -147,6 +155,10 @@ fn parse<Elf: FileHeader<Endian = Endianness>>(data: Capped<'_>) -> Result<ElfIn
     }
     if let Some(offset) = soname {
         info.soname = Some(string_at(offset)?);
+    }
+    for offset in rpaths {
+        let value = string_at(offset)?;
+        info.rpath.extend(value.split(':').map(str::to_string));
     }
     Ok(info)
 }

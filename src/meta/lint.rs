@@ -74,6 +74,7 @@ pub const LINTERS: &[(&str, Level, &str)] = &[
     ("opt", Level::Warning, "files under /opt; install to /usr, or name the package -compat"),
     ("python/docs", Level::Warning, "a docs directory at the top of Python site-packages; remove it"),
     ("python/test", Level::Warning, "a tests directory at the top of Python site-packages; remove it"),
+    ("rpath", Level::Required, "RPATH/RUNPATH pointing into the build workspace, relative, or empty (the current directory): a load-path hijack; configure without it or patchelf --remove-rpath"),
     ("sbom", Level::Warning, "files in var/lib/db/sbom other than the package's own SBOM; remove them"),
     ("setuidgid", Level::Required, "setuid, setgid or sticky file; drop the bit or disable this linter knowingly"),
     ("srv", Level::Warning, "files under /srv; install elsewhere, or name the package -compat"),
@@ -81,7 +82,7 @@ pub const LINTERS: &[(&str, Level, &str)] = &[
     ("strip", Level::Warning, "unstripped ELF executable or library (symbol table or debug sections); strip it"),
     ("tempdir", Level::Required, "files in tmp/, var/tmp/, run/ or var/run/; remove them in the pipeline"),
     ("usrlocal", Level::Warning, "files under /usr/local; install to /usr, or name the package -compat"),
-    ("usrmerge", Level::Required, "paths in /bin, /sbin, /lib, /lib64 or /usr/sbin; install to /usr/bin or /usr/lib"),
+    ("usrmerge", Level::Warning, "paths in /bin, /sbin, /lib, /lib64 or /usr/sbin; install to /usr/bin or /usr/lib"),
     ("varempty", Level::Required, "files in /var/empty, which must stay empty; remove them"),
     ("worldwrite", Level::Required, "world-writable file; fix its permissions"),
 ];
@@ -312,6 +313,7 @@ fn run_linter(
             }
         }
         "strip" | "binaryarch" => elf_linter(name, files(), ctx, report)?,
+        "rpath" => rpath_linter(files(), report)?,
         "duplicate" => duplicates(files(), report)?,
         _ => {}
     }
@@ -424,6 +426,47 @@ fn elf_linter<'e>(
                 report(Some(&e.rel), msg);
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Library search paths the loader would take from the build machine or
+/// from wherever the program is started: abuild refuses these too.
+fn bad_rpath(entry: &str) -> Option<&'static str> {
+    if entry.is_empty() {
+        return Some("an empty entry (the current directory)");
+    }
+    if entry.starts_with("$ORIGIN") || entry.starts_with("${ORIGIN}") {
+        return None;
+    }
+    if !entry.starts_with('/') {
+        return Some("a relative directory");
+    }
+    let build_dirs = [
+        "/home/build",
+        "/melange-out/",
+        "/pkgbuild-ws-",
+        "/var/lib/pkgbuild/",
+    ];
+    if build_dirs
+        .iter()
+        .any(|d| entry.starts_with(d) || entry.contains(d))
+    {
+        return Some("the build workspace");
+    }
+    None
+}
+
+fn rpath_linter<'e>(files: impl Iterator<Item = &'e Entry>, report: &mut Report) -> io::Result<()> {
+    for e in files.filter(|e| e.kind == Kind::File && e.size >= 4) {
+        let Ok(Some(info)) = crate::meta::elf::read(&e.abs)? else {
+            continue;
+        };
+        for entry in &info.rpath {
+            if let Some(why) = bad_rpath(entry) {
+                report(Some(&e.rel), format!("RPATH {entry:?} names {why}"));
+            }
         }
     }
     Ok(())
@@ -837,6 +880,38 @@ mod tests {
             .expect("gcc is needed to build test ELF files");
         assert!(status.success());
         out
+    }
+
+    #[test]
+    fn rpath_flags_workspace_relative_and_empty_entries_only() {
+        let t = tree(&[("usr/bin/", b"", D)]);
+        let bin = t.path().join("usr/bin");
+        compile(&bin, "plain", &[]);
+        compile(&bin, "origin", &["-Wl,-rpath,$ORIGIN/../lib"]);
+        compile(&bin, "system", &["-Wl,-rpath,/usr/lib/app"]);
+        compile(&bin, "workspace", &["-Wl,-rpath,/home/build/.libs"]);
+        compile(
+            &bin,
+            "runpath",
+            &["-Wl,--enable-new-dtags,-rpath,/home/build/lib"],
+        );
+        compile(&bin, "relative", &["-Wl,-rpath,lib"]);
+        compile(&bin, "empty", &["-Wl,-rpath,/usr/lib:"]);
+        fs::remove_file(bin.join("m.c")).unwrap();
+        let f = lint(&t);
+        assert_eq!(
+            hits(&f, "rpath"),
+            [
+                "usr/bin/empty",
+                "usr/bin/relative",
+                "usr/bin/runpath",
+                "usr/bin/workspace"
+            ]
+        );
+        assert!(f
+            .iter()
+            .any(|x| x.linter == "rpath" && x.message.contains("/home/build/.libs")));
+        assert!(hits(&lint_as(&t, "hello", "x86_64", &["rpath"]), "rpath").is_empty());
     }
 
     #[test]
