@@ -116,6 +116,9 @@ pub fn recipe_yaml(plan: &Plan) -> Result<String, EmitError> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Y {
     S(String),
+    /// A field melange reads into an integer (`epoch`, `uid`, `gid`): plain
+    /// when it is a decimal number, so Go's yaml decodes it, else quoted.
+    N(String),
     B(bool),
     L(Vec<Y>),
     M(Vec<(String, Y)>),
@@ -129,6 +132,11 @@ struct Map(Vec<(String, Y)>);
 impl Map {
     fn str(&mut self, k: &str, v: &str) {
         self.0.push((k.into(), Y::S(v.into())));
+    }
+    fn int(&mut self, k: &str, v: &str) {
+        if !v.is_empty() {
+            self.0.push((k.into(), Y::N(v.into())));
+        }
     }
     fn nonempty(&mut self, k: &str, v: &str) {
         if !v.is_empty() {
@@ -199,7 +207,7 @@ impl Emitter {
         let mut m = Map::default();
         m.str("name", &p.name);
         m.str("version", &p.version);
-        m.str("epoch", &p.epoch);
+        m.int("epoch", &p.epoch);
         // Substituted without vars in scope; checked in `recipe_yaml`.
         m.nonempty("description", &p.description);
         let url = self.esc(&p.url);
@@ -451,8 +459,8 @@ fn accounts(a: &Accounts) -> Map {
         .map(|u| {
             let mut um = Map::default();
             um.nonempty("username", &u.username.value);
-            um.nonempty("uid", &u.uid.value);
-            um.nonempty("gid", &u.gid.value);
+            um.int("uid", &u.uid.value);
+            um.int("gid", &u.gid.value);
             um.nonempty("shell", &u.shell.value);
             um.nonempty("homedir", &u.homedir.value);
             Y::M(um.0)
@@ -465,7 +473,7 @@ fn accounts(a: &Accounts) -> Map {
         .map(|g| {
             let mut gm = Map::default();
             gm.nonempty("groupname", &g.groupname.value);
-            gm.nonempty("gid", &g.gid.value);
+            gm.int("gid", &g.gid.value);
             gm.strs(
                 "members",
                 &g.members
@@ -500,6 +508,12 @@ fn render_map(out: &mut String, entries: &[(String, Y)], indent: usize, inline_f
 fn render_after(out: &mut String, v: &Y, indent: usize) {
     match v {
         Y::S(s) => scalar(out, s, indent),
+        Y::N(n) if is_decimal(n) => {
+            out.push(' ');
+            out.push_str(n);
+            out.push('\n');
+        }
+        Y::N(n) => scalar(out, n, indent),
         Y::B(b) => {
             out.push(' ');
             out.push_str(if *b { "true" } else { "false" });
@@ -601,6 +615,13 @@ fn is_plain(s: &str) -> bool {
         && !s.contains(": ")
         && !s.contains("  ")
         && !words.iter().any(|w| s.eq_ignore_ascii_case(w))
+}
+
+/// `0` or a number without leading zeros (which YAML 1.1 reads as octal).
+fn is_decimal(s: &str) -> bool {
+    s == "0"
+        || (s.starts_with(|c: char| matches!(c, '1'..='9'))
+            && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A literal block keeps text as written, as long as it has no characters
@@ -879,7 +900,7 @@ subpackages:
                 "package:",
                 "  name: v",
                 "  version: \"00303\"",
-                "  epoch: \"0\"",
+                "  epoch: 0",
                 "  description: \"true\"",
                 "environment:",
             ]
