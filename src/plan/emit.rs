@@ -798,9 +798,8 @@ mod tests {
     }
 
     #[test]
-    fn every_wolfi_sample_recipe_round_trips() {
+    fn every_wolfi_sample_recipe_round_trips_on_both_arches() {
         let sample = testdata().join("wolfi-sample");
-        let o = opts(vec![sample.join("pipelines")]);
         let mut recipes: Vec<PathBuf> = std::fs::read_dir(sample.join("recipes"))
             .unwrap_or_else(|e| panic!("{}: {e}", sample.display()))
             .map(|e| e.unwrap().path())
@@ -808,15 +807,19 @@ mod tests {
             .collect();
         recipes.sort();
         assert!(recipes.len() >= 200, "only {} recipes", recipes.len());
-        let failures: Vec<String> = recipes
-            .iter()
-            .filter_map(|r| round_trip(r, &o).err())
-            .collect();
+        let mut failures = Vec::new();
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let o = CompileOptions {
+                arch,
+                ..opts(vec![sample.join("pipelines")])
+            };
+            failures.extend(recipes.iter().filter_map(|r| round_trip(r, &o).err()));
+        }
         assert!(
             failures.is_empty(),
-            "{} of {} recipes did not round-trip:\n{}",
+            "{} of {} recipe builds did not round-trip:\n{}",
             failures.len(),
-            recipes.len(),
+            2 * recipes.len(),
             failures.join("\n\n")
         );
     }
@@ -867,6 +870,24 @@ subpackages:
         assert_eq!(
             plan.packages[0].description,
             "uses ${{vars.kept}} as written"
+        );
+    }
+
+    #[test]
+    fn uses_beside_an_explicit_pipeline_stays_a_note() {
+        // melange does not load `uses` when the step has its own
+        // `pipeline:`; the emitted step must keep both and not inline.
+        let dir = tempfile::tempdir().unwrap();
+        let recipe = write_recipe(
+            dir.path(),
+            "package:\n  name: n\n  version: 1\npipeline:\n  - uses: not/a/real/pipeline\n    working-directory: sub\n    needs:\n      packages: [make]\n    pipeline:\n      - runs: make\n",
+        );
+        let text = round_trip(&recipe, &opts(vec![])).unwrap();
+        assert!(
+            text.ends_with(
+                "  - uses: not/a/real/pipeline\n    working-directory: sub\n    needs:\n      packages:\n        - make\n    pipeline:\n      - runs: make\n"
+            ),
+            "{text}"
         );
     }
 
