@@ -106,7 +106,8 @@ pub fn recipe_yaml(plan: &Plan) -> Result<String, EmitError> {
     }
     let mut out = String::from(
         "# Compiled by pkgbuild: conditions decided, ranges expanded, every ${{...}}\n\
-         # substituted. `pkgbuild build` on this file rebuilds the same packages.\n",
+         # substituted. `pkgbuild build` on this file, for the same arch and with the\n\
+         # same --pipeline-dir, rebuilds the same packages (no build options needed).\n",
     );
     render_map(&mut out, &root.0, 0, false);
     Ok(out)
