@@ -156,6 +156,10 @@ pub fn build(
     let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::cli::input_error)?;
     check_apk_metadata(&plan)
         .map_err(|e| crate::cli::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display())))?;
+    // The recipe embedded in every package is written after the build;
+    // a plan it cannot express is refused before any step runs.
+    plan::emit::recipe_yaml(&plan)
+        .map_err(|e| crate::cli::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display())))?;
     let main = plan
         .packages
         .first()
@@ -520,7 +524,7 @@ fn package_all(
         .collect();
     let resolved = scan::resolve(&deps_in);
 
-    let embedded = serde_json::to_vec_pretty(plan)?;
+    let embedded = plan::emit::recipe_yaml(plan)?.into_bytes();
     let sbom_texts: Vec<(String, Option<String>)> = plan
         .packages
         .iter()

@@ -142,7 +142,7 @@ fn scope_lookup(scope: &Scope) -> impl Fn(&str) -> Option<String> + '_ {
 }
 
 /// Join a working directory onto the build root unless it is absolute.
-fn absolute_under(root: &str, wd: &str) -> String {
+pub(crate) fn absolute_under(root: &str, wd: &str) -> String {
     if wd.starts_with('/') {
         return wd.to_string();
     }
@@ -1207,7 +1207,14 @@ impl Compiler<'_> {
             Some(c) => Some((c, file.clone())),
             None => p.if_.as_ref().map(|c| (c, src.clone())),
         };
-        let result = self.finish_step(&merged, cond, file, &inner, inputs, scope, needs, with);
+        let result = self
+            .finish_step(&merged, cond, file, &inner, inputs, scope, needs, with)
+            .map(|step| {
+                step.map(|mut s| {
+                    s.inlined = true;
+                    s
+                })
+            });
         result.map_err(|mut e| {
             if let Some((name, at)) = origin {
                 if e.file != recipe_file && !e.message.contains(" used at ") {
@@ -1280,6 +1287,7 @@ impl Compiler<'_> {
             environment: env,
             pipeline: nested,
             needs_packages: step_needs,
+            inlined: false,
         }))
     }
 }

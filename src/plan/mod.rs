@@ -14,6 +14,7 @@ use crate::recipe::model::{Accounts, Copyright, PackageOptions, SetCap};
 
 pub mod builtin;
 pub mod compile;
+pub mod emit;
 
 pub use compile::{compile, package_version, CompileError};
 
@@ -136,6 +137,12 @@ pub struct Step {
     pub pipeline: Vec<Step>,
     /// This step's own `needs.packages` (already merged into the environment).
     pub needs_packages: Vec<String>,
+    /// True when `uses` was resolved and its pipeline inlined here (`with`
+    /// holds its inputs); false for a plain step, or for a `uses` written
+    /// next to an explicit `pipeline:`, which melange treats as a note.
+    /// Kept out of the JSON: it only tells `emit` how to write the step back.
+    #[serde(skip)]
+    pub inlined: bool,
 }
 
 /// How to compile: target arch, where `uses:` pipelines come from, and
