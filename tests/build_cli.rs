@@ -550,3 +550,22 @@ fn a_killed_build_leaves_the_repository_exactly_as_it_was() {
     assert_ok(&build(&example_recipe(), &out, &[]));
     assert_ok(&verify(&[apk(&out, "APKINDEX.tar.gz")]));
 }
+
+#[test]
+fn host_runner_builds_are_reproducible_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    assert_ok(&build(&example_recipe(), &a, &["--runner", "host"]));
+    assert_ok(&build(&example_recipe(), &b, &["--runner", "host"]));
+    for f in [
+        "hello-1.2.0-r0.apk",
+        "hello-dev-1.2.0-r0.apk",
+        "hello-doc-1.2.0-r0.apk",
+    ] {
+        assert!(
+            fs::read(apk(&a, f)).unwrap() == fs::read(apk(&b, f)).unwrap(),
+            "{f} differs between two host-runner builds"
+        );
+    }
+}

@@ -29,6 +29,7 @@ use crate::meta::{lint, sbom, scan};
 use crate::plan::{self, PackagePlan, Plan, Step};
 use crate::repo::Repo;
 use crate::sandbox::{self, RunnerKind, SandboxConfig, StepSpec};
+use workspace::Workspace;
 
 pub use log::{BuildLog, Verbosity};
 
@@ -130,20 +131,20 @@ pub fn build(
     key: &SigningKey,
     log: &BuildLog,
 ) -> anyhow::Result<BuildSummary> {
-    let runner_root = match opts.runner {
-        RunnerKind::Bwrap => "/home/build".to_string(),
-        RunnerKind::Host => String::new(),
+    let workspace = match opts.runner {
+        RunnerKind::Bwrap => Workspace::temporary()?,
+        RunnerKind::Host => {
+            // The name is needed before compiling: the build root is part
+            // of the plan (targets.destdir and friends).
+            let id = plan::package_version(&opts.recipe).map_err(crate::cli::input_error)?;
+            let name = id.rsplitn(3, '-').nth(2).unwrap_or(&id).to_string();
+            Workspace::fixed(&name, opts.arch.apk(), log)?
+        }
     };
-    let workspace = tempfile::Builder::new()
-        .prefix("pkgbuild-ws-")
-        .tempdir()
-        .context("cannot create workspace")?;
-    let ws_dir = workspace.path().join("build");
-    fs::create_dir_all(&ws_dir)?;
-    let build_root = if runner_root.is_empty() {
-        ws_dir.to_string_lossy().into_owned()
-    } else {
-        runner_root
+    let ws_dir = workspace.build_dir().to_path_buf();
+    let build_root = match opts.runner {
+        RunnerKind::Bwrap => "/home/build".to_string(),
+        RunnerKind::Host => ws_dir.to_string_lossy().into_owned(),
     };
 
     let compile_opts = plan::CompileOptions {
@@ -203,7 +204,7 @@ pub fn build(
     }
 
     // Sources first: a wrong checksum or commit stops the build here.
-    let sources_dir = workspace.path().join("sources");
+    let sources_dir = workspace.scratch().join("sources");
     fs::create_dir_all(&sources_dir)?;
     let prepared = sources::prepare(
         &plan,
@@ -245,7 +246,7 @@ pub fn build(
 
     let result = run_all_steps(&plan, &prepared, runner.as_ref(), log);
     if let Err(e) = result {
-        keep_or_drop(workspace, opts.keep_workspace, log);
+        workspace.finish(opts.keep_workspace, log);
         return Err(e);
     }
 
@@ -254,7 +255,7 @@ pub fn build(
     let written = match written {
         Ok(w) => w,
         Err(e) => {
-            keep_or_drop(workspace, opts.keep_workspace, log);
+            workspace.finish(opts.keep_workspace, log);
             return Err(e);
         }
     };
@@ -268,7 +269,7 @@ pub fn build(
     }
     log.info(&format!("updated {}", repo.index_path().display()));
     log.flush();
-    keep_or_drop(workspace, opts.keep_workspace, log);
+    workspace.finish(opts.keep_workspace, log);
     Ok(BuildSummary {
         packages: published,
         index: repo.index_path(),
@@ -304,13 +305,6 @@ fn check_apk_metadata(plan: &Plan) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn keep_or_drop(ws: tempfile::TempDir, keep: bool, log: &BuildLog) {
-    if keep {
-        let path = ws.keep();
-        log.info(&format!("workspace kept at {}", path.display()));
-    }
 }
 
 /// melange's layout keeps a recipe's side files in `<recipe dir>/<name>/`;

@@ -7,10 +7,127 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use anyhow::{bail, Context};
 use regex::Regex;
+
+use super::BuildLog;
+
+/// Where a build happens on the host.
+///
+/// Under bubblewrap the build directory is a fresh temporary directory,
+/// mounted at `/home/build` whatever its host path. The host runner has no
+/// mounts: the steps see the host path itself, and it is written into
+/// binaries, logs and the embedded recipe. So it gets a fixed path per
+/// package and architecture (`$TMPDIR/pkgbuild-host-<uid>/<name>-<arch>`),
+/// locked for the duration of the build, which keeps host builds
+/// reproducible on one machine.
+pub struct Workspace {
+    scratch: tempfile::TempDir,
+    build_dir: PathBuf,
+    fixed: Option<(PathBuf, fs::File)>,
+}
+
+impl Workspace {
+    /// A workspace with a private build directory (bubblewrap).
+    pub fn temporary() -> anyhow::Result<Workspace> {
+        let scratch = scratch()?;
+        let build_dir = scratch.path().join("build");
+        fs::create_dir_all(&build_dir)?;
+        Ok(Workspace {
+            scratch,
+            build_dir,
+            fixed: None,
+        })
+    }
+
+    /// A workspace whose build directory has a stable path (host runner).
+    pub fn fixed(name: &str, arch: &str, log: &BuildLog) -> anyhow::Result<Workspace> {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let base = std::env::temp_dir().join(format!("pkgbuild-host-{uid}"));
+        match fs::create_dir(&base) {
+            Ok(()) => fs::set_permissions(&base, fs::Permissions::from_mode(0o700))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot create", base.display())),
+        }
+        // A shared temp directory: refuse one planted by someone else.
+        let meta = fs::symlink_metadata(&base)?;
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+            bail!(
+                "{}: not a private directory owned by uid {uid}; remove it or set TMPDIR",
+                base.display()
+            );
+        }
+        let safe: String = format!("{name}-{arch}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._+-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let build_dir = base.join(&safe);
+        let lock_path = base.join(format!("{safe}.lock"));
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("{}: cannot open lock", lock_path.display()))?;
+        if let Err(fs::TryLockError::WouldBlock) = lock.try_lock() {
+            log.info(&format!(
+                "waiting for another build in {}",
+                build_dir.display()
+            ));
+            lock.lock()?;
+        }
+        // Left over from a killed build: start clean.
+        if fs::symlink_metadata(&build_dir).is_ok() {
+            fs::remove_dir_all(&build_dir)
+                .with_context(|| format!("{}: cannot clear old workspace", build_dir.display()))?;
+        }
+        fs::create_dir(&build_dir)?;
+        Ok(Workspace {
+            scratch: scratch()?,
+            build_dir: build_dir.clone(),
+            fixed: Some((build_dir, lock)),
+        })
+    }
+
+    /// Host path of the build root.
+    pub fn build_dir(&self) -> &Path {
+        &self.build_dir
+    }
+
+    /// Private scratch space next to the build (sources, sysroot).
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    /// Remove the workspace, or keep it and say where it is.
+    pub fn finish(self, keep: bool, log: &BuildLog) {
+        if keep {
+            log.info(&format!("workspace kept at {}", self.build_dir.display()));
+            let _ = self.scratch.keep();
+            return;
+        }
+        if let Some((dir, _lock)) = &self.fixed {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn scratch() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("pkgbuild-ws-")
+        .tempdir()
+        .context("cannot create workspace")
+}
 
 /// gitignore-style patterns from `.melangeignore`, as melange honours them.
 #[derive(Debug, Default)]
