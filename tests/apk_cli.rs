@@ -1,17 +1,17 @@
 //! `pkgbuild index`, `sign`, `sign-index` and `verify` driven through the
 //! binary, reading back what they wrote.
 
-mod common;
+mod util;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
 use pkgbuild::apk::index::{Index, IndexEntry};
 use pkgbuild::apk::package::{write_package, PackageSpec, SignOptions};
 use pkgbuild::apk::pkginfo::PkgInfo;
 use pkgbuild::apk::read::read_control;
 use pkgbuild::apk::sign::{self, SigningKey};
+use util::testdata::*;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

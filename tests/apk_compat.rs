@@ -4,16 +4,16 @@
 //! sample is refused with a reason naming its mistake, and no truncation,
 //! corruption or garbage makes the reader panic.
 
-mod common;
+mod util;
 
 use std::fs;
 use std::path::Path;
 
-use common::*;
 use pkgbuild::apk::index::{Index, IndexEntry};
 use pkgbuild::apk::read::{read_control, read_data, ReadError};
 use pkgbuild::apk::verify::verify_file;
 use rand::{Rng, SeedableRng};
+use util::testdata::*;
 
 #[test]
 fn accepted_package_and_index_verify_through_the_binary() {

@@ -5,6 +5,8 @@
 //! `shared/testdata/apk-tools-rejected`. Each structural check is also run
 //! on the matching rejected sample to prove it detects the mistake.
 
+mod util;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -23,15 +25,7 @@ use sha2::Sha256;
 
 const MTIME: u64 = 1_700_000_000;
 
-fn testdata() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The main checkout sits beside `shared/`; work trees one level deeper.
-    [manifest.join("../shared"), manifest.join("../../shared")]
-        .into_iter()
-        .find(|p| p.join("testdata").is_dir())
-        .expect("shared/testdata next to the checkout")
-        .join("testdata")
-}
+use util::testdata::testdata;
 
 fn key_path() -> PathBuf {
     testdata().join("apk-tools-accepted/keys/test-5f3a.rsa")

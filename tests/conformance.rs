@@ -12,6 +12,8 @@
 //! Without python3 these tests skip with a message, except under CI (env
 //! `CI` set), where a missing interpreter must not pass silently.
 
+mod util;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
@@ -29,11 +31,7 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn testdata() -> PathBuf {
-    std::env::var_os("PKGBUILD_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../shared/testdata"))
-}
+use util::testdata::testdata;
 
 fn accepted() -> PathBuf {
     testdata().join("apk-tools-accepted")

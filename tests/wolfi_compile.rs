@@ -7,6 +7,8 @@
 //! module: yaml-rust2 reads the recipe, and `package.*`, `vars.*`,
 //! `var-transforms` and `range.*` are replaced by plain text search.
 
+mod util;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,16 +16,7 @@ use std::sync::Mutex;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-fn testdata() -> PathBuf {
-    if let Ok(p) = std::env::var("PKGBUILD_TESTDATA") {
-        return PathBuf::from(p);
-    }
-    let sibling = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata");
-    if sibling.is_dir() {
-        return sibling;
-    }
-    PathBuf::from("/work/shared/testdata")
-}
+use util::testdata::testdata;
 
 fn text(y: &Yaml) -> Option<String> {
     match y {

@@ -2,6 +2,8 @@
 //! what it wrote.
 #![allow(dead_code)]
 
+pub mod testdata;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};

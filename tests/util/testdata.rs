@@ -1,6 +1,5 @@
-//! Helpers shared by integration tests: where the shared apk test data
+//! Where the shared apk test data
 //! lives, and running the real `pkgbuild` binary.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
