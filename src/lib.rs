@@ -24,3 +24,17 @@ pub mod recipe;
 pub mod repo;
 pub mod sandbox;
 pub mod source;
+
+/// The shared test data (`$PKGBUILD_TESTDATA`, else `../shared/testdata`
+/// beside the crate, as CI lays it out, else `/work/shared/testdata`).
+#[cfg(test)]
+pub(crate) fn testdata() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("PKGBUILD_TESTDATA") {
+        return dir.into();
+    }
+    let sibling = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata");
+    if sibling.is_dir() {
+        return sibling;
+    }
+    "/work/shared/testdata".into()
+}

@@ -372,7 +372,7 @@ mod tests {
     use super::*;
 
     fn shipped(name: &str) -> PathBuf {
-        read::testdata()
+        crate::testdata()
             .join("apk-tools-accepted/repo/x86_64")
             .join(name)
     }

@@ -1444,26 +1444,12 @@ pub fn extract(path: &Path, dest: &Path) -> Result<Vec<DataEntry>> {
     Ok(entries)
 }
 
-/// Shared test data directory (`PKGBUILD_TESTDATA`, else `../shared/testdata`
-/// next to the crate, else `/work/shared/testdata`).
-#[cfg(test)]
-pub(crate) fn testdata() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PKGBUILD_TESTDATA") {
-        return PathBuf::from(dir);
-    }
-    let sibling = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata");
-    if sibling.is_dir() {
-        return sibling;
-    }
-    PathBuf::from("/work/shared/testdata")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn hello() -> PathBuf {
-        testdata().join("apk-tools-accepted/repo/x86_64/hello-1.0-r0.apk")
+        crate::testdata().join("apk-tools-accepted/repo/x86_64/hello-1.0-r0.apk")
     }
 
     #[test]

@@ -236,8 +236,7 @@ mod tests {
     use super::*;
 
     fn testdata_key() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/testdata/apk-tools-accepted/keys/test-5f3a.rsa")
+        crate::testdata().join("apk-tools-accepted/keys/test-5f3a.rsa")
     }
 
     #[test]

@@ -210,7 +210,7 @@ mod tests {
     use super::*;
 
     fn accepted() -> (PathBuf, PathBuf) {
-        let base = read::testdata().join("apk-tools-accepted");
+        let base = crate::testdata().join("apk-tools-accepted");
         (base.join("repo/x86_64"), base.join("keys"))
     }
 
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn every_rejected_sample_fails_with_its_reason() {
         let (_, keys) = accepted();
-        let dir = read::testdata().join("apk-tools-rejected");
+        let dir = crate::testdata().join("apk-tools-rejected");
         for (file, needle) in [
             (
                 "ctl_eoa.apk",

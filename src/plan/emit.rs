@@ -670,13 +670,6 @@ mod tests {
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use std::path::{Path, PathBuf};
 
-    fn testdata() -> PathBuf {
-        if let Ok(p) = std::env::var("PKGBUILD_TESTDATA") {
-            return PathBuf::from(p);
-        }
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
-    }
-
     fn repo() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
     }
@@ -800,7 +793,7 @@ mod tests {
 
     #[test]
     fn every_wolfi_sample_recipe_round_trips_on_both_arches() {
-        let sample = testdata().join("wolfi-sample");
+        let sample = crate::testdata().join("wolfi-sample");
         let mut recipes: Vec<PathBuf> = std::fs::read_dir(sample.join("recipes"))
             .unwrap_or_else(|e| panic!("{}: {e}", sample.display()))
             .map(|e| e.unwrap().path())
