@@ -774,8 +774,12 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared> {
             "installing from local repository: {}",
             names.join(", ")
         ));
+        let mount = match inp.runner {
+            RunnerKind::Bwrap => "mounted read-only; ",
+            RunnerKind::Host => "",
+        };
         out.log.push(format!(
-            "build environment: {visible} (read-only; CPATH, LIBRARY_PATH, LD_LIBRARY_PATH, PKG_CONFIG_PATH, CMAKE_PREFIX_PATH, ACLOCAL_PATH and the end of PATH point into it)"
+            "build environment: {visible} ({mount}PKGBUILD_SYSROOT, CPATH, LIBRARY_PATH, LD_LIBRARY_PATH, PKG_CONFIG_PATH, CMAKE_PREFIX_PATH, ACLOCAL_PATH and the end of PATH point into it)"
         ));
         out.base_env = env_vars(&visible);
         if inp.runner == RunnerKind::Bwrap {
