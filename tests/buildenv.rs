@@ -236,14 +236,8 @@ fn program_builds_against_a_library_from_the_local_repository() {
     }
 }
 
-#[test]
-fn requests_found_nowhere_are_left_to_the_host() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("repo");
-    let recipe = write_recipe(
-        tmp.path(),
-        "plain",
-        r#"package:
+/// Asks only for what no local repository has.
+const PLAIN: &str = r#"package:
   name: plain
   version: "1"
   epoch: 0
@@ -262,8 +256,16 @@ pipeline:
       test -z "${CPATH:-}${PKGBUILD_SYSROOT:-}"
       mkdir -p "${{targets.destdir}}/usr/share/plain"
       echo plain > "${{targets.destdir}}/usr/share/plain/README"
-"#,
-    );
+"#;
+
+#[test]
+fn requests_found_nowhere_are_left_to_the_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("repo");
+    // A local repository is there; it just has none of what is asked for.
+    let lib = project(tmp.path(), "libknot", LIBKNOT);
+    assert_ok(&build(&lib, &out, &["--runner", "host"]));
+    let recipe = write_recipe(tmp.path(), "plain", PLAIN);
     let res = build(&recipe, &out, &["--runner", "host"]);
     assert_ok(&res);
     let log = log_of(&out, "plain-1-r0");
@@ -319,6 +321,18 @@ fn an_index_signed_by_an_unknown_key_is_refused_until_the_keyring_names_it() {
     let log = log_of(&out, "knotter-1.0-r0");
     assert!(
         log.contains("installing from local repository: libknot-dev-1.2.0-r0, libknot-1.2.0-r0"),
+        "{log}"
+    );
+
+    // The index is now signed by the second key. A build with the first
+    // that wants nothing from it is not stopped by it: every build re-signs
+    // the output index, so a key change must not break unrelated recipes.
+    let plain = write_recipe(tmp.path(), "plain", PLAIN);
+    assert_ok(&build(&plain, &out, &["--runner", "host"]));
+    let log = log_of(&out, "plain-1-r0");
+    assert!(
+        log.contains("UNTRUSTED")
+            && log.contains("not used: it offers none of the requested packages"),
         "{log}"
     );
 }

@@ -52,10 +52,12 @@ const MAX_PC_FILE: u64 = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildEnvError {
     #[error("{}: cannot read local repository index: {source}", path.display())]
-    Index { path: PathBuf, source: IndexError },
+    Index { path: PathBuf, source: ReadError },
+    #[error("{}: {source}", path.display())]
+    IndexText { path: PathBuf, source: IndexError },
     #[error("{}: UNTRUSTED local repository index: it is not signed", path.display())]
     Unsigned { path: PathBuf },
-    #[error("{}: UNTRUSTED local repository index: signed by {names}, but only {trusted} are trusted (add the public key to environment.contents.keyring)", path.display())]
+    #[error("{}: UNTRUSTED local repository index: signed by {names}, which is not a trusted key (trusted: {trusted}); add its public key to environment.contents.keyring", path.display())]
     Untrusted {
         path: PathBuf,
         names: String,
@@ -147,43 +149,50 @@ pub fn trusted_keys(signing: &SigningKey, keyring: &[String]) -> Result<Vec<Trus
     Ok(keys)
 }
 
-/// Read an index, refusing it unless a trusted key signed it. The file is
-/// read once: the bytes verified are the bytes parsed.
-pub fn read_trusted_index(path: &Path, trusted: &[TrustedKey]) -> Result<Vec<IndexEntry>> {
-    let index_err = |source: ReadError| BuildEnvError::Index {
+/// Read an index and decide whether a trusted key signed it. The file is
+/// read once: the bytes verified are the bytes parsed. The second value
+/// says why the index is NOT trusted, if it is not.
+pub fn read_index(
+    path: &Path,
+    trusted: &[TrustedKey],
+) -> Result<(Vec<IndexEntry>, Option<BuildEnvError>)> {
+    let read_err = |source: ReadError| BuildEnvError::Index {
         path: path.to_path_buf(),
-        source: IndexError::Read {
-            path: path.to_path_buf(),
-            source,
-        },
+        source,
     };
-    let (head, size) = read::read_head_file(path).map_err(index_err)?;
+    let (head, size) = read::read_head_file(path).map_err(read_err)?;
     if head.payload != Payload::Index {
-        return Err(index_err(ReadError::NotAnIndex("it holds a .PKGINFO")));
+        return Err(read_err(ReadError::NotAnIndex("it holds a .PKGINFO")));
     }
     if head.end != size {
-        return Err(index_err(ReadError::TrailingGarbage(
+        return Err(read_err(ReadError::TrailingGarbage(
             size.saturating_sub(head.end),
         )));
     }
+    let tar = read::read_index_tar(&head.tar).map_err(read_err)?;
+    let entries = Index::from_tar(tar)
+        .map_err(|source| BuildEnvError::IndexText {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .entries;
+    Ok((entries, untrusted(path, &head, trusted)))
+}
+
+/// Why no trusted key vouches for `head`, or None when one does. Trust is
+/// decided by the key material, whatever a keyring file is called; a name
+/// match that fails to verify is a BAD signature.
+fn untrusted(path: &Path, head: &read::Head, trusted: &[TrustedKey]) -> Option<BuildEnvError> {
     if !head.signed {
-        return Err(BuildEnvError::Unsigned {
+        return Some(BuildEnvError::Unsigned {
             path: path.to_path_buf(),
         });
     }
-    // Trust is decided by the key material, whatever a keyring file is
-    // called; a name match that fails to verify is a BAD signature.
     let mut bad = None;
     for sig in &head.signatures {
         for t in trusted {
             if sign::verify(&t.key, sig.alg, &head.member, &sig.bytes) {
-                let tar = read::read_index_tar(&head.tar).map_err(index_err)?;
-                return Index::from_tar(tar).map(|i| i.entries).map_err(|source| {
-                    BuildEnvError::Index {
-                        path: path.to_path_buf(),
-                        source,
-                    }
-                });
+                return None;
             }
             if t.name == sig.key_name && bad.is_none() {
                 bad = Some(BuildEnvError::BadSignature {
@@ -194,7 +203,7 @@ pub fn read_trusted_index(path: &Path, trusted: &[TrustedKey]) -> Result<Vec<Ind
             }
         }
     }
-    Err(bad.unwrap_or_else(|| {
+    Some(bad.unwrap_or_else(|| {
         let mut names: Vec<String> = head.signatures.iter().map(|s| s.key_name.clone()).collect();
         names.extend(head.unknown_signatures.iter().cloned());
         BuildEnvError::Untrusted {
@@ -209,6 +218,14 @@ pub fn read_trusted_index(path: &Path, trusted: &[TrustedKey]) -> Result<Vec<Ind
     }))
 }
 
+/// Local repositories, split by trust.
+#[derive(Default)]
+pub struct Repos {
+    pub trusted: Vec<LocalRepo>,
+    /// Not signed by a trusted key, with the reason: never installed from.
+    pub refused: Vec<(LocalRepo, BuildEnvError)>,
+}
+
 /// The output repository first, then each local `repositories` entry (a
 /// directory already listed is skipped). A directory without an index for
 /// `arch` holds nothing yet and is skipped with a note.
@@ -218,7 +235,7 @@ pub fn load_repos(
     arch: &str,
     trusted: &[TrustedKey],
     notes: &mut Vec<String>,
-) -> Result<Vec<LocalRepo>> {
+) -> Result<Repos> {
     let mut roots = vec![(out_dir.to_path_buf(), false)];
     let mut remote = Vec::new();
     for r in repositories {
@@ -234,7 +251,7 @@ pub fn load_repos(
         ));
     }
     let mut seen = Vec::new();
-    let mut repos = Vec::new();
+    let mut repos = Repos::default();
     for (root, listed) in roots {
         let dir = root.join(arch);
         let index = dir.join("APKINDEX.tar.gz");
@@ -252,14 +269,43 @@ pub fn load_repos(
             continue;
         }
         seen.push(canonical);
-        let entries = read_trusted_index(&index, trusted)?;
-        repos.push(LocalRepo {
+        let (entries, refused) = read_index(&index, trusted)?;
+        let repo = LocalRepo {
             dir,
             index,
             entries,
-        });
+        };
+        match refused {
+            None => repos.trusted.push(repo),
+            Some(why) => repos.refused.push((repo, why)),
+        }
     }
     Ok(repos)
+}
+
+/// An untrusted repository is an error only when it offers something the
+/// build would otherwise take from the host (the output repository is
+/// re-signed by every build, so after a key change it is untrusted until
+/// it holds what a recipe asks for); otherwise it is skipped with a note.
+fn check_refused(
+    refused: Vec<(LocalRepo, BuildEnvError)>,
+    res: &Resolution,
+    arch: &str,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    for (repo, why) in refused {
+        let offers = res.host.iter().any(|h| {
+            h.parse::<Dep>()
+                .is_ok_and(|d| best(std::slice::from_ref(&repo), arch, &d).is_some())
+        });
+        if offers {
+            return Err(why);
+        }
+        notes.push(format!(
+            "note: {why} (not used: it offers none of the requested packages)"
+        ));
+    }
+    Ok(())
 }
 
 /// A package picked from a local repository.
@@ -589,7 +635,8 @@ fn rewrite_pc_dir(sysroot: &Path, rel: &str, visible: &str) -> Result<()> {
         }
         let new = rewrite_pc(&text, visible);
         if new != text {
-            fs::write(&path, new).map_err(io_err("rewriting", &path))?;
+            crate::atomic::write(&path, 0o644, new.as_bytes())
+                .map_err(io_err("rewriting", &path))?;
         }
     }
     Ok(())
@@ -747,7 +794,10 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared> {
         return Ok(out);
     }
     let trusted = trusted_keys(inp.key, &inp.contents.keyring)?;
-    let repos = load_repos(
+    let Repos {
+        trusted: repos,
+        refused,
+    } = load_repos(
         inp.out_dir,
         &inp.contents.repositories,
         inp.arch,
@@ -755,6 +805,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared> {
         &mut out.log,
     )?;
     let res = resolve(&inp.contents.packages, &repos, inp.arch)?;
+    check_refused(refused, &res, inp.arch, &mut out.log)?;
     out.sbom = sbom_packages(&res);
     if !res.local.is_empty() {
         let sysroot = inp.temp.join("sysroot");
