@@ -3,15 +3,19 @@
 //! into a LOCAL repository (the output repository `<out-dir>/<arch>/`, and
 //! any `environment.contents.repositories` entry that is a local
 //! directory) are resolved there, checked, and extracted into a private
-//! sysroot outside the workspace. Everything else is assumed to come from
-//! the host, and the build log says which is which.
+//! sysroot outside the build directory (`Workspace::sysroot_dir`).
+//! Everything else is assumed to come from the host, and the build log
+//! says which is which.
 //!
 //! Trust: an index is used only when it is signed by the build's own
 //! signing key or by a local `environment.contents.keyring` file; its `C:`
 //! and `S:` then pin each package file (control member, which carries the
 //! `datahash`, which pins the data), as apk chains trust. A package is
-//! copied into the build's temp directory before it is checked and
-//! extracted, so what is checked is what is extracted.
+//! copied into the build's scratch directory before it is checked and
+//! extracted, so what is checked is what is extracted. An index nobody
+//! trusted signed stops the build only when it offers something asked for:
+//! every build re-signs the output index with its own key, and a key
+//! change must not break recipes that want nothing from it.
 //!
 //! Visibility: the sysroot is not laid over `/usr`. Steps find it through
 //! the variables the GNU toolchain, pkg-config, CMake and aclocal honour
@@ -505,7 +509,8 @@ fn copy_exact(src: &Path, dst: &Path, size: u64) -> Result<()> {
 }
 
 /// Check each chosen package against its index record and extract it into
-/// `sysroot` (created if missing); `scratch` holds the private copies.
+/// `sysroot` (emptied first: a killed build may have left one behind);
+/// `scratch` holds the private copies.
 /// `visible` is the sysroot's path as steps see it, written into `.pc`
 /// files.
 pub fn install(
@@ -515,6 +520,9 @@ pub fn install(
     scratch: &Path,
     visible: &str,
 ) -> Result<()> {
+    if fs::symlink_metadata(sysroot).is_ok() {
+        fs::remove_dir_all(sysroot).map_err(io_err("clearing", sysroot))?;
+    }
     fs::create_dir_all(sysroot).map_err(io_err("creating", sysroot))?;
     fs::create_dir_all(scratch).map_err(io_err("creating", scratch))?;
     for c in &res.local {
@@ -779,9 +787,10 @@ pub struct Inputs<'a> {
     pub arch: &'a str,
     pub key: &'a SigningKey,
     pub runner: RunnerKind,
-    /// Private directory outside the workspace; `sysroot/` and
-    /// `sysroot-apks/` are made in it.
-    pub temp: &'a Path,
+    /// Where to extract (outside the build directory; emptied first).
+    pub sysroot: &'a Path,
+    /// Private directory for the checked copies of the packages.
+    pub scratch: &'a Path,
 }
 
 /// Resolve, check and extract the local part of the build environment.
@@ -808,7 +817,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared> {
     check_refused(refused, &res, inp.arch, &mut out.log)?;
     out.sbom = sbom_packages(&res);
     if !res.local.is_empty() {
-        let sysroot = inp.temp.join("sysroot");
+        let sysroot = inp.sysroot.to_path_buf();
         let visible = match inp.runner {
             RunnerKind::Bwrap => GUEST_SYSROOT.to_string(),
             RunnerKind::Host => sysroot.to_string_lossy().into_owned(),
@@ -817,7 +826,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared> {
             &res,
             &repos,
             &sysroot,
-            &inp.temp.join("sysroot-apks"),
+            &inp.scratch.join("sysroot-apks"),
             &visible,
         )?;
         let names: Vec<String> = res.local.iter().map(Chosen::label).collect();

@@ -205,7 +205,8 @@ pub fn build(
         arch: opts.arch.apk(),
         key,
         runner: opts.runner,
-        temp: workspace.scratch(),
+        sysroot: &workspace.sysroot_dir(),
+        scratch: workspace.scratch(),
     })?;
     for line in &env.log {
         log.info(line);
