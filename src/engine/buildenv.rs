@@ -300,7 +300,7 @@ fn check_refused(
     for (repo, why) in refused {
         let offers = res.host.iter().any(|h| {
             h.parse::<Dep>()
-                .is_ok_and(|d| best(std::slice::from_ref(&repo), arch, &d).is_some())
+                .is_ok_and(|d| !d.conflict && best(std::slice::from_ref(&repo), arch, &d).is_some())
         });
         if offers {
             return Err(why);
