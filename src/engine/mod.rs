@@ -8,6 +8,7 @@
 //! rewrite the signed index. A failure at any point leaves the repository
 //! as it was.
 
+pub mod buildenv;
 pub mod epoch;
 pub mod keys;
 pub mod log;
@@ -196,11 +197,19 @@ pub fn build(
         opts.arch.apk(),
         opts.epoch
     ));
-    if !plan.environment.contents.packages.is_empty() {
-        log.info(&format!(
-            "note: environment.contents.packages ({}) are recorded but not installed; steps use the host's tools",
-            plan.environment.contents.packages.join(", ")
-        ));
+    // Before sources: an untrusted local index stops the build before any
+    // download. The sysroot sits beside the workspace, never inside it.
+    let env = buildenv::prepare(&buildenv::Inputs {
+        contents: &plan.environment.contents,
+        out_dir: &opts.out_dir,
+        arch: opts.arch.apk(),
+        key,
+        runner: opts.runner,
+        sysroot: &workspace.sysroot_dir(),
+        scratch: workspace.scratch(),
+    })?;
+    for line in &env.log {
+        log.info(line);
     }
 
     // Sources first: a wrong checksum or commit stops the build here.
@@ -231,27 +240,44 @@ pub fn build(
         fs::create_dir_all(out_root.join(&p.name))?;
     }
 
-    let mut base_env: BTreeMap<String, String> = BTreeMap::new();
+    let mut base_env: BTreeMap<String, String> = env.base_env.clone();
     base_env.insert("SOURCE_DATE_EPOCH".into(), opts.epoch.to_string());
     base_env.extend(opts.secret_env.clone());
+    let mut ro_binds = prepared.ro_binds.clone();
+    ro_binds.extend(env.ro_bind.clone());
     let config = SandboxConfig {
         workspace: ws_dir.clone(),
         build_root: build_root.clone(),
         network: opts.network,
-        ro_binds: prepared.ro_binds.clone(),
+        ro_binds,
         base_env,
         timeout: None,
     };
     let runner = sandbox::new_runner(opts.runner, config)?;
 
-    let result = run_all_steps(&plan, &prepared, runner.as_ref(), log);
+    let result = run_all_steps(
+        &plan,
+        &prepared,
+        env.visible.as_deref(),
+        runner.as_ref(),
+        log,
+    );
     if let Err(e) = result {
         workspace.finish(opts.keep_workspace, log);
         return Err(e);
     }
 
     let staging = repo.staging_dir()?;
-    let written = package_all(&plan, &out_root, &prepared, opts, key, staging.path(), log);
+    let written = package_all(
+        &plan,
+        &out_root,
+        &prepared,
+        &env.sbom,
+        opts,
+        key,
+        staging.path(),
+        log,
+    );
     let written = match written {
         Ok(w) => w,
         Err(e) => {
@@ -322,9 +348,11 @@ fn default_source_dir(recipe: &Path, name: &str) -> PathBuf {
     }
 }
 
+/// `sysroot`: how the steps see the build environment's sysroot, if any.
 fn run_all_steps(
     plan: &Plan,
     prepared: &sources::Prepared,
+    sysroot: Option<&str>,
     runner: &dyn sandbox::Runner,
     log: &BuildLog,
 ) -> anyhow::Result<()> {
@@ -337,6 +365,9 @@ fn run_all_steps(
             log.step_start(&prefix, i + 1, total);
             let mut env = fs_.step.environment.clone();
             env.extend(fs_.extra_env.clone());
+            if let Some(s) = sysroot {
+                buildenv::merge_step_env(&mut env, s);
+            }
             let spec = StepSpec {
                 label: prefix.clone(),
                 script: fs_.step.runs.clone().unwrap_or_default(),
@@ -428,10 +459,14 @@ fn with_shebang(text: &str) -> Vec<u8> {
     }
 }
 
+/// `build_environment`: the SBOM's build dependencies (requests met
+/// locally are pinned to the version installed).
+#[allow(clippy::too_many_arguments)]
 fn package_all(
     plan: &Plan,
     out_root: &Path,
     prepared: &sources::Prepared,
+    build_environment: &[String],
     opts: &BuildOptions,
     key: &SigningKey,
     staging: &Path,
@@ -539,7 +574,7 @@ fn package_all(
             sources: &prepared.sbom_sources,
             epoch: opts.epoch,
             description: &p.description,
-            build_environment: &plan.environment.contents.packages,
+            build_environment,
         }
     };
     // What the SBOM had to leave out or normalise (a license typo, a source

@@ -109,6 +109,22 @@ impl Workspace {
         self.scratch.path()
     }
 
+    /// Where the build environment's sysroot goes: outside the build
+    /// directory, so nothing of it can end up in a package. The host
+    /// runner's steps see its host path (it reaches binaries through
+    /// header paths), so there it is fixed like the build directory:
+    /// `<build dir>.sysroot`, under the same lock.
+    pub fn sysroot_dir(&self) -> PathBuf {
+        match &self.fixed {
+            Some((dir, _)) => {
+                let mut s = dir.clone().into_os_string();
+                s.push(".sysroot");
+                PathBuf::from(s)
+            }
+            None => self.scratch().join("sysroot"),
+        }
+    }
+
     /// Remove the workspace, or keep it and say where it is.
     pub fn finish(self, keep: bool, log: &BuildLog) {
         if keep {
@@ -118,6 +134,7 @@ impl Workspace {
         }
         if let Some((dir, _lock)) = &self.fixed {
             let _ = fs::remove_dir_all(dir);
+            let _ = fs::remove_dir_all(self.sysroot_dir());
         }
     }
 }
