@@ -152,13 +152,33 @@ fn the_packaged_program_runs_even_when_the_host_has_one_of_that_name() {
         PATH: /usr/bin:/bin
       runs: |
         test "$(uname)" = "uname from fakeuname"
-        test "$(cat fixture.txt)" = "fixture from the source dir""#,
+        test "$(cat fixture.txt)" = "fixture from the source dir"
+    - uses: test/says
+      with:
+        command: uname"#,
     );
-    assert_ok(&build(&recipe, &out, &[]));
+    // A test pipeline from --pipeline-dir, as Wolfi's test/tw/* are used.
+    let pipelines = tmp.path().join("pipelines");
+    fs::create_dir_all(pipelines.join("test")).unwrap();
+    fs::write(
+        pipelines.join("test/says.yaml"),
+        r#"name: says
+inputs:
+  command:
+    required: true
+  expect:
+    default: ${{inputs.command}} from ${{package.name}}
+pipeline:
+  - runs: test "$(${{inputs.command}})" = "${{inputs.expect}}"
+"#,
+    )
+    .unwrap();
+    let dir = pipelines.to_str().unwrap();
+    assert_ok(&build(&recipe, &out, &["--pipeline-dir", dir]));
     for runner in runners() {
-        let res = test_cmd(&recipe, &out, &["--runner", runner]);
+        let res = test_cmd(&recipe, &out, &["--runner", runner, "--pipeline-dir", dir]);
         assert_ok(&res);
-        assert_eq!(stdout(&res), "PASS fakeuname-1.0.0-r0 (2 steps)\n");
+        assert_eq!(stdout(&res), "PASS fakeuname-1.0.0-r0 (3 steps)\n");
     }
     // The same check fails when the host's uname is the one that runs,
     // so the test above proves the order.
