@@ -368,3 +368,49 @@ fn recipe_errors_are_exit_2_before_any_test_runs() {
     assert!(stderr(&res).contains("typo.yaml:6:"), "{}", show(&res));
     assert_eq!(stdout(&res), "", "nothing was tested");
 }
+
+#[test]
+fn by_default_the_keys_build_signs_with_are_trusted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("repo");
+    let recipe = tool_recipe(tmp.path(), "deflt", "1.0.0", "deflt", "    - runs: deflt");
+    let run = |home: &Path, cmd: &str| {
+        Command::new(bin())
+            .arg(cmd)
+            .arg(&recipe)
+            .arg("--out-dir")
+            .arg(&out)
+            .args(["--runner", "host"])
+            .env("HOME", home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .output()
+            .unwrap()
+    };
+    // No key yet: say where keys were looked for and what to pass.
+    let empty = tmp.path().join("empty-home");
+    fs::create_dir_all(&empty).unwrap();
+    let res = run(&empty, "test");
+    assert_eq!(res.status.code(), Some(2), "{}", show(&res));
+    assert!(
+        stderr(&res).contains(".config/pkgbuild/keys") && stderr(&res).contains("--keys-dir"),
+        "{}",
+        show(&res)
+    );
+    // The default key directory `build` signs with (seeded with the test
+    // key, 4096-bit generation is slow) is what `test` trusts.
+    let home = tmp.path().join("home");
+    let keys = home.join(".config/pkgbuild/keys");
+    fs::create_dir_all(&keys).unwrap();
+    for ext in ["rsa", "rsa.pub"] {
+        fs::copy(
+            test_key().with_extension(ext),
+            keys.join(format!("local-test.{ext}")),
+        )
+        .unwrap();
+    }
+    assert_ok(&run(&home, "build"));
+    let res = run(&home, "test");
+    assert_ok(&res);
+    assert_eq!(stdout(&res), "PASS deflt-1.0.0-r0 (1 step)\n");
+}
