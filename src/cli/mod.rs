@@ -17,6 +17,7 @@ pub mod keygen;
 pub mod lint;
 pub mod pack;
 pub mod sign;
+pub mod test;
 pub mod verify;
 
 #[derive(Parser, Debug)]
@@ -34,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Build recipes into signed packages in a local repository.
     Build(build::Args),
+    /// Run recipes' `test:` pipelines against the packages built earlier.
+    Test(test::Args),
     /// Compile a recipe into its resolved build plan (JSON on stdout).
     Compile(compile::Args),
     /// Print `name-version-rN` of a recipe's main package.
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Build(a) => build::run(a),
+        Command::Test(a) => test::run(a),
         Command::Compile(a) => compile::run(a),
         Command::PackageVersion(a) => compile::run_package_version(a),
         Command::Lint(a) => lint::run(a),

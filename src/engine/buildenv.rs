@@ -105,6 +105,7 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BuildEnv
 }
 
 /// A public key the build trusts, with where it came from (for messages).
+#[derive(Clone)]
 pub struct TrustedKey {
     pub name: String,
     pub key: rsa::RsaPublicKey,
@@ -133,12 +134,20 @@ fn local_path(entry: &str) -> Option<PathBuf> {
     (!e.is_empty() && !e.contains("://")).then(|| PathBuf::from(e))
 }
 
-/// The build's own key plus every local keyring file.
-pub fn trusted_keys(signing: &SigningKey, keyring: &[String]) -> Result<Vec<TrustedKey>> {
-    let mut keys = vec![TrustedKey {
-        name: signing.key_name().to_string(),
-        key: signing.public_key(),
-    }];
+impl TrustedKey {
+    /// The public half of a signing key.
+    pub fn of(signing: &SigningKey) -> TrustedKey {
+        TrustedKey {
+            name: signing.key_name().to_string(),
+            key: signing.public_key(),
+        }
+    }
+}
+
+/// `own` (the build's signing key, or the keys `pkgbuild test` was told to
+/// trust) plus every local keyring file.
+pub fn trusted_keys(own: Vec<TrustedKey>, keyring: &[String]) -> Result<Vec<TrustedKey>> {
+    let mut keys = own;
     for entry in keyring {
         let Some(path) = local_path(entry) else {
             continue;
@@ -795,30 +804,70 @@ pub struct Inputs<'a> {
 
 /// Resolve, check and extract the local part of the build environment.
 pub fn prepare(inp: &Inputs) -> Result<Prepared> {
-    let mut out = Prepared {
-        sbom: inp.contents.packages.clone(),
-        ..Default::default()
-    };
     if inp.contents.packages.is_empty() {
-        return Ok(out);
+        return Ok(Prepared {
+            sbom: inp.contents.packages.clone(),
+            ..Default::default()
+        });
     }
-    let trusted = trusted_keys(inp.key, &inp.contents.keyring)?;
+    let found = resolve_env(
+        inp.contents,
+        inp.out_dir,
+        inp.arch,
+        vec![TrustedKey::of(inp.key)],
+    )?;
+    install_env(found, inp.runner, inp.sysroot, inp.scratch)
+}
+
+/// An environment resolved in the trusted local repositories, not yet
+/// installed: the first half of [`prepare`], for callers that check the
+/// choice before anything is extracted (`pkgbuild test` insists that the
+/// package under test comes from the output repository).
+pub struct Resolved {
+    /// The trusted repositories; [`Chosen::repo`] indexes this.
+    pub repos: Vec<LocalRepo>,
+    pub res: Resolution,
+    /// Notes for the log so far.
+    pub log: Vec<String>,
+}
+
+/// Load the local repositories (`own` and the contents' keyring decide
+/// trust), resolve the contents' packages in them, and refuse an untrusted
+/// index that offers one of them.
+pub fn resolve_env(
+    contents: &Contents,
+    out_dir: &Path,
+    arch: &str,
+    own: Vec<TrustedKey>,
+) -> Result<Resolved> {
+    let mut log = Vec::new();
+    let trusted = trusted_keys(own, &contents.keyring)?;
     let Repos {
         trusted: repos,
         refused,
-    } = load_repos(
-        inp.out_dir,
-        &inp.contents.repositories,
-        inp.arch,
-        &trusted,
-        &mut out.log,
-    )?;
-    let res = resolve(&inp.contents.packages, &repos, inp.arch)?;
-    check_refused(refused, &res, inp.arch, &mut out.log)?;
-    out.sbom = sbom_packages(&res);
+    } = load_repos(out_dir, &contents.repositories, arch, &trusted, &mut log)?;
+    let res = resolve(&contents.packages, &repos, arch)?;
+    check_refused(refused, &res, arch, &mut log)?;
+    Ok(Resolved { repos, res, log })
+}
+
+/// The second half of [`prepare`]: extract what [`resolve_env`] chose into
+/// `sysroot` and say how the steps see it.
+pub fn install_env(
+    found: Resolved,
+    runner: RunnerKind,
+    sysroot: &Path,
+    scratch: &Path,
+) -> Result<Prepared> {
+    let Resolved { repos, res, log } = found;
+    let mut out = Prepared {
+        sbom: sbom_packages(&res),
+        log,
+        ..Default::default()
+    };
     if !res.local.is_empty() {
-        let sysroot = inp.sysroot.to_path_buf();
-        let visible = match inp.runner {
+        let sysroot = sysroot.to_path_buf();
+        let visible = match runner {
             RunnerKind::Bwrap => GUEST_SYSROOT.to_string(),
             RunnerKind::Host => sysroot.to_string_lossy().into_owned(),
         };
@@ -826,7 +875,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared> {
             &res,
             &repos,
             &sysroot,
-            &inp.scratch.join("sysroot-apks"),
+            &scratch.join("sysroot-apks"),
             &visible,
         )?;
         let names: Vec<String> = res.local.iter().map(Chosen::label).collect();
@@ -834,7 +883,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared> {
             "installing from local repository: {}",
             names.join(", ")
         ));
-        let mount = match inp.runner {
+        let mount = match runner {
             RunnerKind::Bwrap => "mounted read-only; ",
             RunnerKind::Host => "",
         };
@@ -842,7 +891,7 @@ pub fn prepare(inp: &Inputs) -> Result<Prepared> {
             "build environment: {visible} ({mount}PKGBUILD_SYSROOT, CPATH, LIBRARY_PATH, LD_LIBRARY_PATH, PKG_CONFIG_PATH, CMAKE_PREFIX_PATH, ACLOCAL_PATH and the end of PATH point into it)"
         ));
         out.base_env = env_vars(&visible);
-        if inp.runner == RunnerKind::Bwrap {
+        if runner == RunnerKind::Bwrap {
             out.ro_bind = Some((sysroot, GUEST_SYSROOT.to_string()));
         }
         out.visible = Some(visible);

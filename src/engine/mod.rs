@@ -13,6 +13,7 @@ pub mod epoch;
 pub mod keys;
 pub mod log;
 pub mod sources;
+pub mod test;
 pub mod workspace;
 
 use std::collections::BTreeMap;
@@ -93,7 +94,7 @@ struct FlatStep<'a> {
     extra_env: BTreeMap<String, String>,
 }
 
-fn step_name(step: &Step, index: usize) -> String {
+pub(crate) fn step_name(step: &Step, index: usize) -> String {
     step.name
         .clone()
         .or_else(|| step.uses.clone())
@@ -335,7 +336,7 @@ fn check_apk_metadata(plan: &Plan) -> Result<(), String> {
 
 /// melange's layout keeps a recipe's side files in `<recipe dir>/<name>/`;
 /// a standalone recipe keeps them beside itself.
-fn default_source_dir(recipe: &Path, name: &str) -> PathBuf {
+pub(crate) fn default_source_dir(recipe: &Path, name: &str) -> PathBuf {
     let dir = recipe
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -1,0 +1,462 @@
+//! `pkgbuild test`: run a recipe's `test:` pipelines against the packages
+//! an earlier `pkgbuild build` put into the output repository, as
+//! `melange test` does.
+//!
+//! Each package with a `test:` block (the main package and every
+//! subpackage) is tested on its own, in a fresh workspace seeded with the
+//! source directory (fixtures), with a fresh private sysroot holding
+//! exactly the package under test (`name=full-version`, from
+//! `<out-dir>/<arch>/` and nowhere else), its runtime closure from the
+//! local repositories, and the test's `environment.contents.packages`.
+//! melange builds a fresh image per subpackage for the same reason: a
+//! package must not pass because a sibling happened to be installed.
+//!
+//! The sysroot is found the way builds find theirs ([`buildenv`]), with
+//! one difference: the package's programs come FIRST on `PATH` and its
+//! libraries first on `LD_LIBRARY_PATH`, also when a step sets them. A
+//! build wants the host's compiler before anything a package ships; a test
+//! wants the thing under test to be what runs, even when the host has a
+//! program of the same name.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::buildenv::{self, TrustedKey};
+use super::workspace::{self, Workspace};
+use super::{BuildError, BuildLog};
+use crate::arch::Arch;
+use crate::plan::{self, PackagePlan, Plan, Step, TestPlan};
+use crate::sandbox::{self, RunnerKind, SandboxConfig, StepSpec};
+
+/// Everything a test run needs, resolved from flags by the CLI.
+pub struct TestOptions {
+    pub recipe: PathBuf,
+    pub out_dir: PathBuf,
+    pub arch: Arch,
+    pub runner: RunnerKind,
+    /// None: the recipe's folder (or its `<package-name>/` subfolder).
+    pub source_dir: Option<PathBuf>,
+    pub pipeline_dirs: Vec<PathBuf>,
+    pub build_options: Vec<String>,
+    /// Values from `--env-file`: reach the steps.
+    pub secret_env: BTreeMap<String, String>,
+    /// The env file itself, kept out of the workspace copy.
+    pub env_file: Option<PathBuf>,
+    pub network: bool,
+    /// Trace every command of every step (`set -x`), as `melange test --debug`.
+    pub trace: bool,
+    /// Keys whose signature makes a local index trusted (a test
+    /// environment's own `keyring` entries are added to these).
+    pub trusted: Vec<TrustedKey>,
+}
+
+/// How one package's test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step exited 0; the number of steps run.
+    Pass(usize),
+    /// The message names the package, the step, its status and the tail
+    /// of its output, or why the environment could not be set up.
+    Fail(String),
+    /// Why nothing ran (no `test:` block, not built for this arch).
+    Skip(String),
+}
+
+/// One package's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageResult {
+    /// `name-full_version`.
+    pub package: String,
+    pub outcome: Outcome,
+}
+
+impl PackageResult {
+    /// The summary line: `PASS name-1.0-r0 (2 steps)`, `FAIL ...: why`,
+    /// `SKIP ...: why`.
+    pub fn summary(&self) -> String {
+        match &self.outcome {
+            Outcome::Pass(n) => {
+                let s = if *n == 1 { "" } else { "s" };
+                format!("PASS {} ({n} step{s})", self.package)
+            }
+            Outcome::Fail(why) => format!(
+                "FAIL {}: {}",
+                self.package,
+                why.lines().next().unwrap_or_default()
+            ),
+            Outcome::Skip(why) => format!("SKIP {}: {why}", self.package),
+        }
+    }
+}
+
+/// A recipe compiled for testing, with the workspace its plan was compiled
+/// for (the host runner's steps see the workspace's host path, and
+/// `working-directory` is resolved against it at compile time).
+pub struct Prepared {
+    plan: Plan,
+    workspace: Workspace,
+}
+
+/// Compile `opts.recipe` for testing. Every error here is the recipe's
+/// (exit code 2), found before any test runs.
+pub fn compile(opts: &TestOptions) -> anyhow::Result<Prepared> {
+    let workspace = Workspace::temporary()?;
+    let build_root = match opts.runner {
+        RunnerKind::Bwrap => "/home/build".to_string(),
+        RunnerKind::Host => workspace.build_dir().to_string_lossy().into_owned(),
+    };
+    let compile_opts = plan::CompileOptions {
+        arch: opts.arch,
+        pipeline_dirs: opts.pipeline_dirs.clone(),
+        build_options: opts.build_options.clone(),
+        vars_file: None,
+        build_root,
+    };
+    let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::cli::input_error)?;
+    if plan.packages.is_empty() {
+        return Err(crate::cli::input_error(anyhow::anyhow!(
+            "{}: recipe defines no package",
+            opts.recipe.display()
+        )));
+    }
+    Ok(Prepared { plan, workspace })
+}
+
+/// Test every package of a compiled recipe, main package first, calling
+/// `report` with each result as it is known. An `Err` is a failure of the
+/// machinery (the sandbox could not start), not of a test.
+pub fn run(
+    opts: &TestOptions,
+    prepared: Prepared,
+    log: &BuildLog,
+    report: &mut dyn FnMut(&PackageResult),
+) -> anyhow::Result<Vec<PackageResult>> {
+    let Prepared { plan, workspace } = prepared;
+    let main = &plan.packages[0];
+    let log_path = opts
+        .out_dir
+        .join("logs")
+        .join(format!("{}-{}.test.log", main.name, main.full_version));
+    let src_dir = opts
+        .source_dir
+        .clone()
+        .unwrap_or_else(|| super::default_source_dir(&opts.recipe, &main.name));
+    let mut results = Vec::new();
+    let mut done = |r: PackageResult, results: &mut Vec<PackageResult>| {
+        log.debug(&r.summary());
+        report(&r);
+        results.push(r);
+    };
+    if !plan.builds_for_arch {
+        let why = format!(
+            "not built for {} (target-architecture: {})",
+            opts.arch.apk(),
+            main.target_architecture.join(", ")
+        );
+        for p in &plan.packages {
+            done(result(p, Outcome::Skip(why.clone())), &mut results);
+        }
+        return Ok(results);
+    }
+    if plan.packages.iter().any(|p| p.test.is_some()) {
+        log.open_file(&log_path)
+            .with_context(|| format!("{}: cannot write test log", log_path.display()))?;
+    }
+    for pkg in &plan.packages {
+        let outcome = match &pkg.test {
+            None => Outcome::Skip("no test".into()),
+            Some(t) => {
+                log.info(&format!(
+                    "testing {}-{} for {}",
+                    pkg.name,
+                    pkg.full_version,
+                    opts.arch.apk()
+                ));
+                test_package(opts, &workspace, &src_dir, pkg, t, log)?
+            }
+        };
+        done(result(pkg, outcome), &mut results);
+    }
+    log.flush();
+    Ok(results)
+}
+
+fn result(p: &PackagePlan, outcome: Outcome) -> PackageResult {
+    PackageResult {
+        package: format!("{}-{}", p.name, p.full_version),
+        outcome,
+    }
+}
+
+/// The request that installs exactly the package under test.
+fn pinned(p: &PackagePlan) -> String {
+    format!("{}={}", p.name, p.full_version)
+}
+
+/// The test environment's contents with the package under test pinned to
+/// the version this recipe builds, first (the compiled plan lists it by
+/// name only, which any version in any local repository would meet).
+fn test_contents(name: &str, pinned: String, t: &TestPlan) -> plan::Contents {
+    let mut c = t.environment.contents.clone();
+    c.packages.retain(|x| x.trim() != name);
+    c.packages.insert(0, pinned);
+    c
+}
+
+/// Set up one package's environment and run its steps.
+fn test_package(
+    opts: &TestOptions,
+    workspace: &Workspace,
+    src_dir: &Path,
+    pkg: &PackagePlan,
+    t: &TestPlan,
+    log: &BuildLog,
+) -> anyhow::Result<Outcome> {
+    let ws_dir = workspace.build_dir();
+    // Fresh for every package: a test must not see what the previous
+    // package's test left behind.
+    if fs::symlink_metadata(ws_dir).is_ok() {
+        fs::remove_dir_all(ws_dir)
+            .with_context(|| format!("{}: cannot clear workspace", ws_dir.display()))?;
+    }
+    fs::create_dir_all(ws_dir)?;
+    let env = match environment(opts, workspace, pkg, t) {
+        Ok(env) => env,
+        Err(e) => return Ok(Outcome::Fail(format!("{}: {e:#}", pkg.name))),
+    };
+    for line in &env.log {
+        log.info(line);
+    }
+    if src_dir.is_dir() {
+        let mut exclude = vec![opts.out_dir.clone()];
+        exclude.extend(opts.env_file.clone());
+        workspace::copy_source(src_dir, ws_dir, &exclude).with_context(|| {
+            format!("{}: cannot copy sources into workspace", src_dir.display())
+        })?;
+    }
+    let visible = env
+        .visible
+        .clone()
+        .context("the package under test was not installed")?;
+    let mut base_env = env.base_env.clone();
+    base_env.insert(
+        "PATH".into(),
+        format!("{}:{}", programs_path(&visible), sandbox::DEFAULT_PATH),
+    );
+    base_env.extend(opts.secret_env.clone());
+    let config = SandboxConfig {
+        workspace: ws_dir.to_path_buf(),
+        build_root: match opts.runner {
+            RunnerKind::Bwrap => "/home/build".into(),
+            RunnerKind::Host => ws_dir.to_string_lossy().into_owned(),
+        },
+        network: opts.network,
+        ro_binds: env.ro_bind.clone().into_iter().collect(),
+        base_env,
+        timeout: None,
+    };
+    let runner = sandbox::new_runner(opts.runner, config)?;
+    let mut flat = Vec::new();
+    flatten(&t.steps, "test", &mut flat);
+    let total = flat.len();
+    for (i, (label, step)) in flat.iter().enumerate() {
+        let prefix = format!("{}/{label}", pkg.name);
+        log.step_start(&prefix, i + 1, total);
+        let mut env = step.environment.clone();
+        merge_test_env(&mut env, &visible);
+        let body = step.runs.clone().unwrap_or_default();
+        let spec = StepSpec {
+            label: prefix.clone(),
+            script: if opts.trace {
+                format!("set -x\n{body}")
+            } else {
+                body
+            },
+            workdir: step.working_directory.clone(),
+            env,
+        };
+        let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
+        if !outcome.success() {
+            let status = match (outcome.status, outcome.signal) {
+                (Some(code), _) => format!("exit status {code}"),
+                (None, Some(sig)) => format!("killed by signal {sig}"),
+                _ => "killed".to_string(),
+            };
+            let failed = BuildError::StepFailed {
+                package: pkg.name.clone(),
+                step: label.clone(),
+                status,
+                tail: outcome
+                    .tail
+                    .iter()
+                    .map(|l| format!("  | {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            };
+            return Ok(Outcome::Fail(failed.to_string()));
+        }
+    }
+    Ok(Outcome::Pass(total))
+}
+
+/// Resolve and install the test environment of `pkg` into the workspace's
+/// sysroot; the package under test must come from the output repository.
+fn environment(
+    opts: &TestOptions,
+    workspace: &Workspace,
+    pkg: &PackagePlan,
+    t: &TestPlan,
+) -> anyhow::Result<buildenv::Prepared> {
+    let contents = test_contents(&pkg.name, pinned(pkg), t);
+    let arch = opts.arch.apk();
+    let found = buildenv::resolve_env(&contents, &opts.out_dir, arch, opts.trusted.clone())?;
+    let out_repo = opts.out_dir.join(arch);
+    let from_out = found
+        .res
+        .requests
+        .first()
+        .and_then(|(_, hit)| *hit)
+        .is_some_and(|i| {
+            found
+                .repos
+                .get(found.res.local[i].repo)
+                .is_some_and(|r| r.dir == out_repo)
+        });
+    if !from_out {
+        anyhow::bail!(
+            "{} is not in {}/: build it first with pkgbuild build",
+            pinned(pkg),
+            out_repo.display()
+        );
+    }
+    let mut env = buildenv::install_env(
+        found,
+        opts.runner,
+        &workspace.sysroot_dir(),
+        workspace.scratch(),
+    )?;
+    // install_env describes a build environment; a test's differs in order.
+    for line in env.log.iter_mut() {
+        if line.starts_with("build environment:") {
+            *line = format!(
+                "test environment: {} (its programs first on PATH, its libraries first on LD_LIBRARY_PATH)",
+                env.visible.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    Ok(env)
+}
+
+/// The sysroot's program directories, in the order of the default `PATH`.
+fn programs_path(s: &str) -> String {
+    format!("{s}/usr/sbin:{s}/usr/bin:{s}/sbin:{s}/bin")
+}
+
+/// A test step's environment with the sysroot merged in: where the step
+/// sets `PATH` or `LD_LIBRARY_PATH` itself, the sysroot's directories go
+/// in FRONT of its value (the package under test must be what runs); the
+/// other search paths behave as in a build.
+fn merge_test_env(env: &mut BTreeMap<String, String>, s: &str) {
+    let libs = format!("{s}/usr/lib:{s}/lib");
+    for (k, ours) in [("PATH", programs_path(s)), ("LD_LIBRARY_PATH", libs)] {
+        if let Some(v) = env.get_mut(k) {
+            if v.is_empty() {
+                *v = ours;
+            } else if !v.split(':').any(|p| ours.split(':').any(|o| o == p)) {
+                *v = format!("{ours}:{v}");
+            }
+        }
+    }
+    buildenv::merge_step_env(env, s);
+}
+
+/// The steps that run, depth first, labelled `test/<name>` (a `uses:`
+/// step's inlined steps under its own label).
+fn flatten<'a>(steps: &'a [Step], prefix: &str, out: &mut Vec<(String, &'a Step)>) {
+    for (i, step) in steps.iter().enumerate() {
+        let label = format!("{prefix}/{}", super::step_name(step, i));
+        if step.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
+            out.push((label.clone(), step));
+        }
+        flatten(&step.pipeline, &label, out);
+    }
+}
+
+/// Every public key (`*.pub`) in `dir`, for `--keys-dir` and the default
+/// key directory.
+pub fn keys_in_dir(dir: &Path) -> anyhow::Result<Vec<TrustedKey>> {
+    let rd = fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
+    let mut paths: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pub") && p.is_file())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let key = crate::apk::sign::load_public_key(&p)?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(TrustedKey { name, key })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_package_under_test_comes_first_on_path_and_ld_library_path() {
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_string(), "/opt/bin:/usr/bin".to_string());
+        env.insert("LD_LIBRARY_PATH".to_string(), "/opt/lib".to_string());
+        env.insert("CPATH".to_string(), "/opt/inc".to_string());
+        merge_test_env(&mut env, "/s");
+        assert_eq!(
+            env["PATH"],
+            "/s/usr/sbin:/s/usr/bin:/s/sbin:/s/bin:/opt/bin:/usr/bin"
+        );
+        assert_eq!(env["LD_LIBRARY_PATH"], "/s/usr/lib:/s/lib:/opt/lib");
+        assert_eq!(env["CPATH"], "/opt/inc:/s/usr/include", "as in a build");
+        let again = env.clone();
+        merge_test_env(&mut env, "/s");
+        assert_eq!(env, again, "merging twice changes nothing");
+        let mut unset = BTreeMap::new();
+        merge_test_env(&mut unset, "/s");
+        assert!(unset.is_empty(), "the base env covers what a step leaves");
+    }
+
+    #[test]
+    fn the_package_under_test_is_pinned_first() {
+        let mut t = TestPlan::default();
+        t.environment.contents.packages = vec!["busybox".into(), "hello".into(), "hello>=1".into()];
+        assert_eq!(
+            test_contents("hello", "hello=1.2.0-r3".into(), &t).packages,
+            ["hello=1.2.0-r3", "busybox", "hello>=1"]
+        );
+    }
+
+    #[test]
+    fn summary_lines_say_pass_fail_skip() {
+        let r = |outcome| PackageResult {
+            package: "x-1-r0".into(),
+            outcome,
+        };
+        assert_eq!(r(Outcome::Pass(1)).summary(), "PASS x-1-r0 (1 step)");
+        assert_eq!(r(Outcome::Pass(3)).summary(), "PASS x-1-r0 (3 steps)");
+        assert_eq!(
+            r(Outcome::Fail("x: step \"a\" failed\n  | tail".into())).summary(),
+            "FAIL x-1-r0: x: step \"a\" failed"
+        );
+        assert_eq!(
+            r(Outcome::Skip("no test".into())).summary(),
+            "SKIP x-1-r0: no test"
+        );
+    }
+}
