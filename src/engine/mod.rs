@@ -12,6 +12,7 @@ pub mod buildenv;
 pub mod epoch;
 pub mod keys;
 pub mod log;
+pub mod multi;
 pub mod sources;
 pub mod workspace;
 
