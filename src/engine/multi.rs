@@ -153,6 +153,20 @@ pub fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
     None
 }
 
+/// The order a one-job run builds in when nothing fails: dependencies
+/// first, otherwise the order given. `deps` must be acyclic.
+pub fn order(deps: &[Vec<usize>]) -> Vec<usize> {
+    let mut done = vec![false; deps.len()];
+    let mut out = Vec::with_capacity(deps.len());
+    while out.len() < deps.len() {
+        let ready = (0..deps.len()).find(|&i| !done[i] && deps[i].iter().all(|&d| done[d]));
+        let Some(i) = ready else { break };
+        done[i] = true;
+        out.push(i);
+    }
+    out
+}
+
 /// Why a recipe was not built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
@@ -351,6 +365,7 @@ mod tests {
             Ok(())
         });
         assert_eq!(*seen.lock().unwrap(), vec![1, 2, 0]);
+        assert_eq!(order(&deps), vec![1, 2, 0]);
         assert_eq!(r.started, vec![1, 2, 0]);
         assert!(r.outcomes.iter().all(|o| *o == Outcome::Built));
     }
