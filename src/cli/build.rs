@@ -303,7 +303,7 @@ fn unit(
     secret_env: &BTreeMap<String, String>,
 ) -> anyhow::Result<Unit> {
     let (epoch, _) = epoch::resolve(args.build_date.as_deref(), env_var, recipe)
-        .map_err(|e| crate::cli::input_error(anyhow::anyhow!("{}: {e}", recipe.display())))?;
+        .map_err(crate::cli::input_error)?;
     let opts = BuildOptions {
         recipe: recipe.to_path_buf(),
         out_dir: args.out_dir.clone(),
@@ -341,8 +341,14 @@ fn recipe_errors(mut errors: Vec<anyhow::Error>, total: usize) -> anyhow::Error 
     if errors.len() == 1 && total == 1 {
         return errors.remove(0);
     }
+    // A bad --build-date or SOURCE_DATE_EPOCH is the same error for every
+    // recipe: said once.
+    let mut said = std::collections::BTreeSet::new();
     for e in &errors {
-        eprintln!("error: {e:#}");
+        let text = format!("{e:#}");
+        if said.insert(text.clone()) {
+            eprintln!("error: {text}");
+        }
     }
     crate::cli::input_error(anyhow::anyhow!(
         "{} of {total} recipes have errors; nothing was built",
