@@ -188,22 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(input(cycle_error(&units, &edges, &cycle)));
     }
 
-    let key = match &args.signing_key {
-        Some(p) => crate::apk::sign::SigningKey::load(p)?,
-        None => {
-            let dir = keys::default_key_dir(env_var).context("no HOME: pass --signing-key")?;
-            let k = keys::load_or_create(&dir)?;
-            if k.created {
-                eprintln!("created signing key {}", k.private_path.display());
-            }
-            eprintln!(
-                "signing with {} — to trust it: cp {} /etc/apk/keys/",
-                k.private_path.display(),
-                k.public_path.display()
-            );
-            k.key
-        }
-    };
+    let key = signing_key(&args)?;
     let verbosity = if args.quiet {
         Verbosity::Quiet
     } else if args.debug {
@@ -212,25 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Verbosity::Normal
     };
 
-    let arch_dir = args.out_dir.join(arch.apk());
-    let preset: Vec<Option<Outcome>> = units
-        .iter()
-        .map(|u| {
-            if !u.plan.builds_for_arch {
-                Some(Outcome::Skipped(Skip::Arch(engine::skip_reason(
-                    &u.plan, arch,
-                ))))
-            } else if args.skip_existing
-                && engine::package_files(&u.plan)
-                    .iter()
-                    .all(|f| arch_dir.join(f).is_file())
-            {
-                Some(Outcome::Skipped(Skip::UpToDate))
-            } else {
-                None
-            }
-        })
-        .collect();
+    let preset = decided_before_the_run(&units, &args, arch);
     let jobs = match args.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -277,6 +244,49 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--signing-key`, else the default key (created once).
+fn signing_key(args: &Args) -> anyhow::Result<crate::apk::sign::SigningKey> {
+    Ok(match &args.signing_key {
+        Some(p) => crate::apk::sign::SigningKey::load(p)?,
+        None => {
+            let dir = keys::default_key_dir(env_var).context("no HOME: pass --signing-key")?;
+            let k = keys::load_or_create(&dir)?;
+            if k.created {
+                eprintln!("created signing key {}", k.private_path.display());
+            }
+            eprintln!(
+                "signing with {} — to trust it: cp {} /etc/apk/keys/",
+                k.private_path.display(),
+                k.public_path.display()
+            );
+            k.key
+        }
+    })
+}
+
+/// Recipes skipped before anything runs: not for this architecture, or
+/// (`--skip-existing`) with every package file already published.
+fn decided_before_the_run(units: &[Unit], args: &Args, arch: Arch) -> Vec<Option<Outcome>> {
+    let arch_dir = args.out_dir.join(arch.apk());
+    units
+        .iter()
+        .map(|u| {
+            if !u.plan.builds_for_arch {
+                let why = engine::skip_reason(&u.plan, arch);
+                Some(Outcome::Skipped(Skip::Arch(why)))
+            } else if args.skip_existing
+                && engine::package_files(&u.plan)
+                    .iter()
+                    .all(|f| arch_dir.join(f).is_file())
+            {
+                Some(Outcome::Skipped(Skip::UpToDate))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// One recipe, compiled, with the options it builds with.
