@@ -5,18 +5,22 @@
 //! tests/fixtures/autotools-src/regenerate.sh) are served on 127.0.0.1 and
 //! built in the bubblewrap sandbox from melange-style recipes
 //! (tests/fixtures/recipes/{libtwine,twine-cli}.yaml) that use `fetch` with
-//! checksums, `autoconf/*`, `runs`, `strip` and `split/*`: libtwine is a
-//! libtool shared library, twine-cli a program linking it. Both recipes
-//! publish into ONE repository. The tests then open what was written: the
-//! packages verify, the splits match melange's, the binaries are stripped
-//! and carry no build paths, the program depends on the library only through
-//! its scanned `so:` name, and a resolver that knows nothing but the index
-//! picks the library for the program; extracted into a fresh root, the
-//! program runs against the library from that root. A second build of the
-//! library is byte-identical.
+//! checksums, `autoconf/*`, `strip` and `split/*`: libtwine is a libtool
+//! shared library, twine-cli a program that lists `libtwine-dev` in its
+//! `environment.contents.packages` and builds against it. Both recipes are
+//! built by ONE `pkgbuild build twine-cli.yaml libtwine.yaml --jobs 2`: the
+//! command line names the program first, so the library being built (and
+//! published) first, and installed into the program's build environment
+//! from the repository, is pkgbuild's doing. The tests then open what was
+//! written: the packages verify, the splits match melange's, the binaries
+//! are stripped and carry no build paths, the program depends on the
+//! library only through its scanned `so:` name, and a resolver that knows
+//! nothing but the index picks the library for the program; extracted into
+//! a fresh root, the program runs against the library from that root. A
+//! second run into another repository is byte-identical.
 //!
 //! The builds are shared by all tests of this file (one `OnceLock`), so the
-//! whole file costs two recipe builds plus one rebuild for reproducibility.
+//! whole file costs two recipe builds plus one rebuild of both.
 
 mod util;
 
@@ -95,19 +99,31 @@ fn recipes_in(dir: &Path, port: u16) -> (PathBuf, PathBuf, PathBuf) {
     (copy("libtwine.yaml"), copy("twine-cli.yaml"), vars)
 }
 
-fn build_recipe(recipe: &Path, out: &Path, vars: &Path) {
+/// Both recipes in one invocation, the program named first; returns what
+/// the run printed on stderr.
+fn build_both(lib: &Path, cli: &Path, out: &Path, vars: &Path) -> String {
     let res = build(
-        recipe,
+        cli,
         out,
-        &["--runner", "bwrap", "--vars-file", vars.to_str().unwrap()],
+        &[
+            lib.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--runner",
+            "bwrap",
+            "--vars-file",
+            vars.to_str().unwrap(),
+        ],
     );
     assert_ok(&res);
+    String::from_utf8_lossy(&res.stderr).into_owned()
 }
 
 struct Built {
     dir: PathBuf,
     out: PathBuf,
     port: u16,
+    stderr: String,
 }
 
 impl Built {
@@ -135,9 +151,13 @@ fn built() -> Option<&'static Built> {
             let port = serve_releases();
             let (lib, cli, vars) = recipes_in(&dir, port);
             let out = dir.join("repo");
-            build_recipe(&lib, &out, &vars);
-            build_recipe(&cli, &out, &vars);
-            Some(Built { dir, out, port })
+            let stderr = build_both(&lib, &cli, &out, &vars);
+            Some(Built {
+                dir,
+                out,
+                port,
+                stderr,
+            })
         })
         .as_ref()
 }
@@ -286,9 +306,52 @@ fn both_recipes_publish_verified_packages_into_one_index() {
         );
     }
     assert!(b.log("twine-cli-2.1-r0").contains(&format!(
-        "127.0.0.1:{}/releases/libtwine-1.0.0.tar.gz",
+        "127.0.0.1:{}/releases/twine-cli-2.1.tar.gz",
         b.port
     )));
+}
+
+#[test]
+fn the_program_is_built_after_the_library_and_against_it_from_the_repository() {
+    let Some(b) = built() else { return };
+    let at = |what: &str| {
+        b.stderr
+            .find(what)
+            .unwrap_or_else(|| panic!("{what:?} not in:\n{}", b.stderr))
+    };
+    assert!(
+        at("in dependency order: libtwine-1.0.0-r0, twine-cli-2.1-r0") < at("==> summary"),
+        "{}",
+        b.stderr
+    );
+    assert!(at("twine-cli-2.1-r0 waits for libtwine-1.0.0-r0 (libtwine-dev)") > 0);
+    // The library was published before the program's build began.
+    assert!(
+        at("libtwine: updated") < at("twine-cli: building twine-cli-2.1-r0"),
+        "{}",
+        b.stderr
+    );
+    let summary = &b.stderr[at("==> summary")..];
+    assert!(
+        summary.contains("2 built, 0 failed, 0 skipped"),
+        "{summary}"
+    );
+    assert!(
+        summary.find("libtwine-1.0.0-r0") < summary.find("twine-cli-2.1-r0"),
+        "{summary}"
+    );
+    let log = b.log("twine-cli-2.1-r0");
+    assert!(
+        log.contains("installing from local repository: libtwine-dev-1.0.0-r0, libtwine-1.0.0-r0"),
+        "{log}"
+    );
+    // configure found the header and the library without any flags.
+    assert!(
+        log.contains("checking for twine_braid in -ltwine... yes"),
+        "{log}"
+    );
+    // Only the program's own tarball was fetched.
+    assert!(!log.contains("libtwine-1.0.0.tar.gz"), "{log}");
 }
 
 #[test]
@@ -393,7 +456,7 @@ fn program_depends_on_the_library_only_through_its_scanned_soname() {
         "{info:?}"
     );
 
-    // The private build of libtwine stayed out of the package.
+    // Nothing of the build environment's sysroot reached the package.
     let cli = entries(&b.apk(CLI));
     let files: Vec<&String> = cli
         .keys()
@@ -427,7 +490,7 @@ fn binaries_are_stripped_and_carry_no_build_paths() {
         // libtool can leave an RPATH to the build tree; none may remain.
         assert!(runpaths.is_empty(), "{rel} has RPATH/RUNPATH {runpaths:?}");
         let bytes = fs::read(&path).unwrap();
-        for needle in [&b"/home/build"[..], b"pkgbuild-ws-"] {
+        for needle in [&b"/home/build"[..], b"pkgbuild-ws-", b"/var/lib/pkgbuild"] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
                 "{rel} mentions the build workspace ({})",
@@ -494,13 +557,15 @@ fn resolving_the_program_pulls_in_the_library_and_it_runs_from_a_fresh_root() {
 }
 
 #[test]
-fn rebuilding_the_library_gives_byte_identical_packages() {
+fn rebuilding_both_gives_byte_identical_packages() {
     let Some(b) = built() else { return };
-    // Same recipe, same SOURCE_DATE_EPOCH, another output and cache directory.
-    let (lib, _, vars) = recipes_in(&b.dir.join("recipes-again"), b.port);
+    // Same recipes, same SOURCE_DATE_EPOCH, another output and cache
+    // directory: the program, built against the library from the new
+    // repository, repeats too.
+    let (lib, cli, vars) = recipes_in(&b.dir.join("recipes-again"), b.port);
     let again = b.dir.join("repo-again");
-    build_recipe(&lib, &again, &vars);
-    for f in [LIB, LIB_DEV, LIB_DOC] {
+    build_both(&lib, &cli, &again, &vars);
+    for f in ALL {
         assert!(
             fs::read(b.apk(f)).unwrap() == fs::read(again.join(arch()).join(f)).unwrap(),
             "{f} differs between two builds"

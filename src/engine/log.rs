@@ -1,6 +1,11 @@
 //! Build output: every step line goes to the terminal, prefixed with the
 //! package and step, and to a full log file kept beside the packages.
 //! When stderr is a terminal a status line announces each step.
+//!
+//! Several builds may share the terminal (`pkgbuild build --jobs N`): each
+//! terminal line is written whole, in one call under the stderr lock, so
+//! lines of concurrent builds never mix, and a build can carry a tag that
+//! prefixes its own messages (step lines already name their package).
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -20,6 +25,17 @@ pub struct BuildLog {
     file: Mutex<Option<BufWriter<File>>>,
     tty: bool,
     verbosity: Verbosity,
+    /// Prefixes messages that do not name their package (`info`, `warn`,
+    /// `debug`) on the terminal; the log file is one build's alone.
+    tag: Option<String>,
+}
+
+/// One whole line to stderr with a single write under the lock.
+fn to_terminal(line: &str) {
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 impl BuildLog {
@@ -28,6 +44,23 @@ impl BuildLog {
             file: Mutex::new(None),
             tty: io::stderr().is_terminal(),
             verbosity,
+            tag: None,
+        }
+    }
+
+    /// The same, with `tag: ` before each message that does not already
+    /// name the package (for builds that share the terminal).
+    pub fn tagged(verbosity: Verbosity, tag: &str) -> BuildLog {
+        BuildLog {
+            tag: Some(tag.to_string()),
+            ..BuildLog::new(verbosity)
+        }
+    }
+
+    fn tagged_line(&self, msg: &str) -> String {
+        match &self.tag {
+            Some(t) => format!("{t}: {msg}"),
+            None => msg.to_string(),
         }
     }
 
@@ -51,7 +84,7 @@ impl BuildLog {
     pub fn step_output(&self, prefix: &str, line: &str) {
         self.to_file(&format!("{prefix}: {line}"));
         if self.verbosity != Verbosity::Quiet {
-            eprintln!("{prefix}: {line}");
+            to_terminal(&format!("{prefix}: {line}"));
         }
     }
 
@@ -63,29 +96,29 @@ impl BuildLog {
             return;
         }
         if self.tty {
-            eprintln!("\x1b[1m{msg}\x1b[0m");
+            to_terminal(&format!("\x1b[1m{msg}\x1b[0m"));
         } else {
-            eprintln!("{msg}");
+            to_terminal(&msg);
         }
     }
 
     pub fn info(&self, msg: &str) {
         self.to_file(msg);
         if self.verbosity != Verbosity::Quiet {
-            eprintln!("{msg}");
+            to_terminal(&self.tagged_line(msg));
         }
     }
 
     pub fn debug(&self, msg: &str) {
         self.to_file(msg);
         if self.verbosity == Verbosity::Debug {
-            eprintln!("{msg}");
+            to_terminal(&self.tagged_line(msg));
         }
     }
 
     pub fn warn(&self, msg: &str) {
         self.to_file(&format!("warning: {msg}"));
-        eprintln!("warning: {msg}");
+        to_terminal(&format!("warning: {}", self.tagged_line(msg)));
     }
 
     pub fn flush(&self) {

@@ -12,6 +12,7 @@ pub mod buildenv;
 pub mod epoch;
 pub mod keys;
 pub mod log;
+pub mod multi;
 pub mod sources;
 pub mod test;
 pub mod workspace;
@@ -133,36 +134,61 @@ pub fn build(
     key: &SigningKey,
     log: &BuildLog,
 ) -> anyhow::Result<BuildSummary> {
-    let workspace = match opts.runner {
-        RunnerKind::Bwrap => Workspace::temporary()?,
+    let plan = compile_plan(opts)?;
+    build_plan(opts, &plan, key, log)
+}
+
+/// Compile `opts.recipe` exactly as [`build`] does (the host runner's
+/// build root is part of the plan), with the checks that refuse a plan
+/// before any step runs. Errors are input errors (exit code 2).
+pub fn compile_plan(opts: &BuildOptions) -> anyhow::Result<Plan> {
+    let build_root = match opts.runner {
+        RunnerKind::Bwrap => "/home/build".to_string(),
         RunnerKind::Host => {
             // The name is needed before compiling: the build root is part
             // of the plan (targets.destdir and friends).
             let id = plan::package_version(&opts.recipe).map_err(crate::cli::input_error)?;
-            let name = id.rsplitn(3, '-').nth(2).unwrap_or(&id).to_string();
-            Workspace::fixed(&name, opts.arch.apk(), log)?
+            let name = id.rsplitn(3, '-').nth(2).unwrap_or(&id);
+            workspace::fixed_dir(name, opts.arch.apk())
+                .to_string_lossy()
+                .into_owned()
         }
     };
-    let ws_dir = workspace.build_dir().to_path_buf();
-    let build_root = match opts.runner {
-        RunnerKind::Bwrap => "/home/build".to_string(),
-        RunnerKind::Host => ws_dir.to_string_lossy().into_owned(),
-    };
-
     let compile_opts = plan::CompileOptions {
         arch: opts.arch,
         pipeline_dirs: opts.pipeline_dirs.clone(),
         build_options: opts.build_options.clone(),
         vars_file: opts.vars_file.clone(),
-        build_root: build_root.clone(),
+        build_root,
     };
     let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::cli::input_error)?;
-    check_apk_metadata(&plan)
-        .map_err(|e| crate::cli::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display())))?;
+    let refuse =
+        |e: String| crate::cli::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display()));
+    check_apk_metadata(&plan).map_err(refuse)?;
     // The recipe embedded in every package is written after the build;
     // a plan it cannot express is refused before any step runs.
-    plan::emit::recipe_yaml(&plan)
-        .map_err(|e| crate::cli::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display())))?;
+    plan::emit::recipe_yaml(&plan).map_err(|e| refuse(e.to_string()))?;
+    if plan.packages.is_empty() {
+        return Err(refuse("recipe defines no package".into()));
+    }
+    Ok(plan)
+}
+
+/// The file names `<name>-<version>-r<epoch>.apk` a plan publishes.
+pub fn package_files(plan: &Plan) -> Vec<String> {
+    plan.packages
+        .iter()
+        .map(|p| format!("{}-{}.apk", p.name, p.full_version))
+        .collect()
+}
+
+/// Build a plan from [`compile_plan`] for the same `opts`.
+pub fn build_plan(
+    opts: &BuildOptions,
+    plan: &Plan,
+    key: &SigningKey,
+    log: &BuildLog,
+) -> anyhow::Result<BuildSummary> {
     let main = plan
         .packages
         .first()
@@ -175,19 +201,30 @@ pub fn build(
         .join(format!("{}-{}.log", main.name, main.full_version));
 
     if !plan.builds_for_arch {
-        let why = format!(
-            "{}: not built for {} (target-architecture: {})",
-            main.name,
-            opts.arch.apk(),
-            main.target_architecture.join(", ")
-        );
-        log.info(&why);
+        let why = skip_reason(plan, opts.arch);
+        log.info(&format!("{}: {why}", main.name));
         return Ok(BuildSummary {
             packages: vec![],
             index: repo.index_path(),
             log: log_path,
             skipped: Some(why),
         });
+    }
+    let workspace = match opts.runner {
+        RunnerKind::Bwrap => Workspace::temporary()?,
+        RunnerKind::Host => Workspace::fixed(&main.name, opts.arch.apk(), log)?,
+    };
+    let ws_dir = workspace.build_dir().to_path_buf();
+    let build_root = match opts.runner {
+        RunnerKind::Bwrap => "/home/build".to_string(),
+        RunnerKind::Host => ws_dir.to_string_lossy().into_owned(),
+    };
+    if build_root != plan.build_root.trim_end_matches('/') && opts.runner == RunnerKind::Host {
+        bail!(
+            "{}: compiled for build root {}, but the workspace is {build_root}",
+            opts.recipe.display(),
+            plan.build_root
+        );
     }
     log.open_file(&log_path)
         .with_context(|| format!("{}: cannot write build log", log_path.display()))?;
@@ -217,7 +254,7 @@ pub fn build(
     let sources_dir = workspace.scratch().join("sources");
     fs::create_dir_all(&sources_dir)?;
     let prepared = sources::prepare(
-        &plan,
+        plan,
         &opts.cache_dir,
         &sources_dir,
         opts.runner,
@@ -257,7 +294,7 @@ pub fn build(
     let runner = sandbox::new_runner(opts.runner, config)?;
 
     let result = run_all_steps(
-        &plan,
+        plan,
         &prepared,
         env.visible.as_deref(),
         runner.as_ref(),
@@ -270,7 +307,7 @@ pub fn build(
 
     let staging = repo.staging_dir()?;
     let written = package_all(
-        &plan,
+        plan,
         &out_root,
         &prepared,
         &env.sbom,
@@ -303,6 +340,19 @@ pub fn build(
         log: log_path,
         skipped: None,
     })
+}
+
+/// Why a plan is not built for `arch` (when `builds_for_arch` is false).
+pub fn skip_reason(plan: &Plan, arch: Arch) -> String {
+    let targets = plan
+        .packages
+        .first()
+        .map(|m| m.target_architecture.join(", "))
+        .unwrap_or_default();
+    format!(
+        "not built for {} (target-architecture: {targets})",
+        arch.apk()
+    )
 }
 
 /// What the recipe may say but a package cannot carry, refused before any

@@ -43,11 +43,12 @@ impl Workspace {
         })
     }
 
-    /// A workspace whose build directory has a stable path (host runner).
+    /// A workspace whose build directory has a stable path (host runner),
+    /// [`fixed_dir`].
     pub fn fixed(name: &str, arch: &str, log: &BuildLog) -> anyhow::Result<Workspace> {
         // SAFETY: getuid has no preconditions and cannot fail.
         let uid = unsafe { libc::getuid() };
-        let base = std::env::temp_dir().join(format!("pkgbuild-host-{uid}"));
+        let base = fixed_base();
         match fs::create_dir(&base) {
             Ok(()) => fs::set_permissions(&base, fs::Permissions::from_mode(0o700))?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -61,17 +62,8 @@ impl Workspace {
                 base.display()
             );
         }
-        let safe: String = format!("{name}-{arch}")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._+-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let build_dir = base.join(&safe);
+        let build_dir = fixed_dir(name, arch);
+        let safe = safe_name(name, arch);
         let lock_path = base.join(format!("{safe}.lock"));
         let lock = fs::OpenOptions::new()
             .create(true)
@@ -144,6 +136,33 @@ fn scratch() -> anyhow::Result<tempfile::TempDir> {
         .prefix("pkgbuild-ws-")
         .tempdir()
         .context("cannot create workspace")
+}
+
+/// `$TMPDIR/pkgbuild-host-<uid>`: the parent of every fixed build directory.
+fn fixed_base() -> PathBuf {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("pkgbuild-host-{uid}"))
+}
+
+fn safe_name(name: &str, arch: &str) -> String {
+    format!("{name}-{arch}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The host runner's build directory for a package and architecture
+/// (`$TMPDIR/pkgbuild-host-<uid>/<name>-<arch>`), known before it exists:
+/// the plan is compiled with it as its build root.
+pub fn fixed_dir(name: &str, arch: &str) -> PathBuf {
+    fixed_base().join(safe_name(name, arch))
 }
 
 /// gitignore-style patterns from `.melangeignore`, as melange honours them.
