@@ -15,7 +15,7 @@ use crate::arch::Arch;
 use crate::engine::multi::{self, Outcome, Skip};
 use crate::engine::{self, epoch, keys, BuildError, BuildLog, BuildOptions, Verbosity};
 use crate::plan::Plan;
-use crate::sandbox::{self, RunnerKind};
+use crate::sandbox::RunnerKind;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunnerArg {
@@ -131,22 +131,8 @@ pub fn parse_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let input = |e: anyhow::Error| crate::cli::input_error(e);
-    let arch = match &args.arch {
-        Some(a) => {
-            Arch::parse(a).ok_or_else(|| input(anyhow::anyhow!("unknown architecture {a:?}")))?
-        }
-        None => Arch::host().context("cannot tell the host architecture; pass --arch")?,
-    };
-    let runner = match args.runner {
-        Some(RunnerArg::Bwrap) => RunnerKind::Bwrap,
-        Some(RunnerArg::Host) => RunnerKind::Host,
-        None if sandbox::bwrap_available() => RunnerKind::Bwrap,
-        None => {
-            eprintln!("warning: bubblewrap (bwrap) is not installed: build steps run WITHOUT isolation (install bubblewrap, or pass --runner host to silence this)");
-            RunnerKind::Host
-        }
-    };
-    engine::check_runner(runner)?;
+    let arch = crate::cli::resolve_arch(args.arch.as_deref())?;
+    let runner = crate::cli::resolve_runner(args.runner, "build")?;
     let secret_env = match &args.env_file {
         Some(p) => parse_env_file(p).map_err(input)?,
         None => BTreeMap::new(),

@@ -76,6 +76,36 @@ pub fn input_error(e: impl Into<anyhow::Error>) -> anyhow::Error {
     anyhow::Error::new(InputError(e.into()))
 }
 
+/// `--arch`, or the host's architecture.
+pub(crate) fn resolve_arch(flag: Option<&str>) -> anyhow::Result<crate::arch::Arch> {
+    use anyhow::Context;
+    match flag {
+        Some(a) => crate::arch::Arch::parse(a)
+            .ok_or_else(|| input_error(anyhow::anyhow!("unknown architecture {a:?}"))),
+        None => crate::arch::Arch::host().context("cannot tell the host architecture; pass --arch"),
+    }
+}
+
+/// `--runner`, or bubblewrap when installed and the host runner (with a
+/// warning naming what runs unisolated) when not.
+pub(crate) fn resolve_runner(
+    flag: Option<build::RunnerArg>,
+    what: &str,
+) -> anyhow::Result<crate::sandbox::RunnerKind> {
+    use crate::sandbox::{self, RunnerKind};
+    let runner = match flag {
+        Some(build::RunnerArg::Bwrap) => RunnerKind::Bwrap,
+        Some(build::RunnerArg::Host) => RunnerKind::Host,
+        None if sandbox::bwrap_available() => RunnerKind::Bwrap,
+        None => {
+            eprintln!("warning: bubblewrap (bwrap) is not installed: {what} steps run WITHOUT isolation (install bubblewrap, or pass --runner host to silence this)");
+            RunnerKind::Host
+        }
+    };
+    crate::engine::check_runner(runner)?;
+    Ok(runner)
+}
+
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -9,12 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::arch::Arch;
 use crate::cli::build::{parse_env_file, RunnerArg};
 use crate::engine::buildenv::TrustedKey;
 use crate::engine::test::{self as t, Outcome, TestOptions};
-use crate::engine::{self, keys, BuildLog, Verbosity};
-use crate::sandbox::{self, RunnerKind};
+use crate::engine::{keys, BuildLog, Verbosity};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -100,22 +98,8 @@ fn trusted(args: &Args) -> anyhow::Result<Vec<TrustedKey>> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let input = |e: anyhow::Error| crate::cli::input_error(e);
-    let arch = match &args.arch {
-        Some(a) => {
-            Arch::parse(a).ok_or_else(|| input(anyhow::anyhow!("unknown architecture {a:?}")))?
-        }
-        None => Arch::host().context("cannot tell the host architecture; pass --arch")?,
-    };
-    let runner = match args.runner {
-        Some(RunnerArg::Bwrap) => RunnerKind::Bwrap,
-        Some(RunnerArg::Host) => RunnerKind::Host,
-        None if sandbox::bwrap_available() => RunnerKind::Bwrap,
-        None => {
-            eprintln!("warning: bubblewrap (bwrap) is not installed: test steps run WITHOUT isolation (install bubblewrap, or pass --runner host to silence this)");
-            RunnerKind::Host
-        }
-    };
-    engine::check_runner(runner)?;
+    let arch = crate::cli::resolve_arch(args.arch.as_deref())?;
+    let runner = crate::cli::resolve_runner(args.runner, "test")?;
     let secret_env = match &args.env_file {
         Some(p) => parse_env_file(p).map_err(input)?,
         None => BTreeMap::new(),
