@@ -8,12 +8,14 @@
 //! rewrite the signed index. A failure at any point leaves the repository
 //! as it was.
 
+mod assemble;
 pub mod buildenv;
 pub mod epoch;
 pub mod keys;
 pub mod log;
 pub mod multi;
 pub mod sources;
+mod steps;
 pub mod test;
 pub mod workspace;
 
@@ -22,16 +24,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use rayon::prelude::*;
 
-use crate::apk::package::{self, PackageSpec, Script, SignOptions};
-use crate::apk::pkginfo::PkgInfo;
 use crate::apk::sign::SigningKey;
 use crate::arch::Arch;
-use crate::meta::{lint, sbom, scan};
-use crate::plan::{self, PackagePlan, Plan, Step};
+use crate::plan::{self, Plan};
 use crate::repo::Repo;
-use crate::sandbox::{self, RunnerKind, SandboxConfig, StepSpec};
+use crate::sandbox::{self, RunnerKind, SandboxConfig};
 use workspace::Workspace;
 
 pub use log::{BuildLog, Verbosity};
@@ -85,47 +83,6 @@ pub struct BuildSummary {
     pub index: PathBuf,
     pub log: PathBuf,
     pub skipped: Option<String>,
-}
-
-/// A step flattened out of the plan's tree, with the environment added by
-/// host-side source preparation.
-struct FlatStep<'a> {
-    label: String,
-    step: &'a Step,
-    extra_env: BTreeMap<String, String>,
-}
-
-pub(crate) fn step_name(step: &Step, index: usize) -> String {
-    step.name
-        .clone()
-        .or_else(|| step.uses.clone())
-        .unwrap_or_else(|| format!("step {}", index + 1))
-}
-
-fn flatten<'a>(
-    steps: &'a [Step],
-    prefix: &str,
-    prepared: &sources::Prepared,
-    inherited: &BTreeMap<String, String>,
-    out: &mut Vec<FlatStep<'a>>,
-) {
-    for (i, step) in steps.iter().enumerate() {
-        let label = if prefix.is_empty() {
-            step_name(step, i)
-        } else {
-            format!("{prefix}/{}", step_name(step, i))
-        };
-        let mut env = inherited.clone();
-        env.extend(prepared.env_for(step));
-        if step.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
-            out.push(FlatStep {
-                label: label.clone(),
-                step,
-                extra_env: env.clone(),
-            });
-        }
-        flatten(&step.pipeline, &label, prepared, &env, out);
-    }
 }
 
 /// Build one recipe. `key` signs packages and index.
@@ -293,7 +250,7 @@ pub fn build_plan(
     };
     let runner = sandbox::new_runner(opts.runner, config)?;
 
-    let result = run_all_steps(
+    let result = steps::run_all_steps(
         plan,
         &prepared,
         env.visible.as_deref(),
@@ -306,7 +263,7 @@ pub fn build_plan(
     }
 
     let staging = repo.staging_dir()?;
-    let written = package_all(
+    let written = assemble::package_all(
         plan,
         &out_root,
         &prepared,
@@ -397,321 +354,6 @@ pub(crate) fn default_source_dir(recipe: &Path, name: &str) -> PathBuf {
     } else {
         dir.to_path_buf()
     }
-}
-
-/// `sysroot`: how the steps see the build environment's sysroot, if any.
-fn run_all_steps(
-    plan: &Plan,
-    prepared: &sources::Prepared,
-    sysroot: Option<&str>,
-    runner: &dyn sandbox::Runner,
-    log: &BuildLog,
-) -> anyhow::Result<()> {
-    for pkg in &plan.packages {
-        let mut flat = Vec::new();
-        flatten(&pkg.steps, "", prepared, &BTreeMap::new(), &mut flat);
-        let total = flat.len();
-        for (i, fs_) in flat.iter().enumerate() {
-            let prefix = format!("{}/{}", pkg.name, fs_.label);
-            log.step_start(&prefix, i + 1, total);
-            let mut env = fs_.step.environment.clone();
-            env.extend(fs_.extra_env.clone());
-            if let Some(s) = sysroot {
-                buildenv::merge_step_env(&mut env, s);
-            }
-            let spec = StepSpec {
-                label: prefix.clone(),
-                script: fs_.step.runs.clone().unwrap_or_default(),
-                workdir: fs_.step.working_directory.clone(),
-                env,
-            };
-            let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
-            if outcome.status != Some(0) {
-                let status = match (outcome.status, outcome.signal) {
-                    (Some(code), _) => format!("exit status {code}"),
-                    (None, Some(sig)) => format!("killed by signal {sig}"),
-                    _ => "killed".to_string(),
-                };
-                log.flush();
-                return Err(BuildError::StepFailed {
-                    package: pkg.name.clone(),
-                    step: fs_.label.clone(),
-                    status,
-                    tail: outcome
-                        .tail
-                        .iter()
-                        .map(|l| format!("  | {l}"))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                }
-                .into());
-            }
-        }
-    }
-    Ok(())
-}
-
-fn copyright_text(p: &PackagePlan) -> String {
-    p.copyright
-        .iter()
-        .map(|c| c.attestation.value.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The recipe's structured `cpe:` as a CPE 2.3 formatted string.
-fn cpe23(p: &PackagePlan) -> Option<String> {
-    let get = |k: &str| p.cpe.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let vendor = get("vendor")?;
-    let product = get("product")?;
-    let field = |k: &str| get(k).unwrap_or("*").to_string();
-    Some(format!(
-        "cpe:2.3:{}:{vendor}:{product}:{}:*:{}:{}:{}:{}:{}:{}",
-        get("part").unwrap_or("a"),
-        p.version,
-        field("edition"),
-        field("language"),
-        field("sw_edition"),
-        field("target_sw"),
-        field("target_hw"),
-        field("other"),
-    ))
-}
-
-fn scripts_of(p: &PackagePlan) -> Vec<(Script, Vec<u8>)> {
-    let s = &p.scriptlets;
-    let table = [
-        (Script::PreInstall, &s.pre_install),
-        (Script::PostInstall, &s.post_install),
-        (Script::PreDeinstall, &s.pre_deinstall),
-        (Script::PostDeinstall, &s.post_deinstall),
-        (Script::PreUpgrade, &s.pre_upgrade),
-        (Script::PostUpgrade, &s.post_upgrade),
-    ];
-    let mut out: Vec<(Script, Vec<u8>)> = table
-        .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|t| (k, with_shebang(t))))
-        .collect();
-    if let Some(t) = &s.trigger {
-        if !t.script.trim().is_empty() {
-            out.push((Script::Trigger, with_shebang(&t.script)));
-        }
-    }
-    out
-}
-
-/// apk executes scripts directly, so they need an interpreter line.
-fn with_shebang(text: &str) -> Vec<u8> {
-    if text.starts_with("#!") {
-        text.as_bytes().to_vec()
-    } else {
-        format!("#!/bin/sh\n{text}").into_bytes()
-    }
-}
-
-/// `build_environment`: the SBOM's build dependencies (requests met
-/// locally are pinned to the version installed).
-#[allow(clippy::too_many_arguments)]
-fn package_all(
-    plan: &Plan,
-    out_root: &Path,
-    prepared: &sources::Prepared,
-    build_environment: &[String],
-    opts: &BuildOptions,
-    key: &SigningKey,
-    staging: &Path,
-    log: &BuildLog,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let main = &plan.packages[0];
-    // Lint and scan every package first: dependency resolution between
-    // siblings needs all scan results.
-    let mut scans = Vec::new();
-    for p in &plan.packages {
-        let root = out_root.join(&p.name);
-        let findings = lint::lint_tree(
-            &root,
-            &lint::LintContext {
-                package_name: &p.name,
-                disabled: &p.checks_disabled,
-                arch: opts.arch.apk(),
-            },
-        )
-        .with_context(|| format!("{}: cannot lint package tree", p.name))?;
-        let mut required = Vec::new();
-        for f in &findings {
-            let place = f
-                .path
-                .as_deref()
-                .map(|p| format!(" ({p})"))
-                .unwrap_or_default();
-            let text = format!("{}: [{}] {}{}", p.name, f.linter, f.message, place);
-            match f.level {
-                lint::Level::Required => required.push(text),
-                lint::Level::Warning => log.warn(&text),
-            }
-        }
-        if !required.is_empty() {
-            return Err(BuildError::Lint {
-                package: p.name.clone(),
-                count: required.len(),
-                findings: required.join("\n"),
-            }
-            .into());
-        }
-    }
-    // A library directory named by any package's ld.so.conf.d counts for
-    // all of them, since they are installed together.
-    let mut lib_dirs = std::collections::BTreeSet::new();
-    for p in &plan.packages {
-        let root = out_root.join(&p.name);
-        lib_dirs.extend(
-            scan::ld_so_conf_dirs(&root)
-                .with_context(|| format!("{}: cannot read ld.so.conf.d", p.name))?,
-        );
-    }
-    let lib_dirs: Vec<String> = lib_dirs.into_iter().collect();
-    for p in &plan.packages {
-        let root = out_root.join(&p.name);
-        let o = &p.options;
-        let result = scan::scan_tree_with_lib_dirs(
-            &root,
-            &p.full_version,
-            &scan::ScanOptions {
-                no_provides: o.no_provides,
-                no_depends: o.no_depends,
-                no_commands: o.no_commands,
-                no_versioned_shlib_deps: o.no_versioned_shlib_deps,
-            },
-            &lib_dirs,
-        )
-        .with_context(|| format!("{}: cannot scan package tree", p.name))?;
-        for w in &result.warnings {
-            log.warn(&format!("{}: {w}", p.name));
-        }
-        scans.push(result);
-    }
-    let deps_in: Vec<scan::PackageDeps> = plan
-        .packages
-        .iter()
-        .zip(scans)
-        .map(|(p, s)| scan::PackageDeps {
-            name: &p.name,
-            declared_depends: &p.dependencies.runtime,
-            declared_provides: &p.dependencies.provides,
-            scan: s,
-        })
-        .collect();
-    let resolved = scan::resolve(&deps_in);
-
-    let embedded = plan::emit::recipe_yaml(plan)?.into_bytes();
-    let sbom_texts: Vec<(String, Option<String>)> = plan
-        .packages
-        .iter()
-        .map(|p| (copyright_text(p), cpe23(p)))
-        .collect();
-    let sbom_input = |i: usize| {
-        let p = &plan.packages[i];
-        sbom::SbomInput {
-            name: &p.name,
-            full_version: &p.full_version,
-            arch: opts.arch.apk(),
-            origin: &main.name,
-            license: &p.license,
-            copyright: &sbom_texts[i].0,
-            cpe: sbom_texts[i].1.as_deref(),
-            url: &p.url,
-            namespace: "local",
-            sources: &prepared.sbom_sources,
-            epoch: opts.epoch,
-            description: &p.description,
-            build_environment,
-        }
-    };
-    // What the SBOM had to leave out or normalise (a license typo, a source
-    // URL SPDX rejects) is said once, not once per subpackage.
-    let mut said = std::collections::BTreeSet::new();
-    for (i, p) in plan.packages.iter().enumerate() {
-        for w in sbom::warnings(&sbom_input(i)) {
-            if said.insert(w.clone()) {
-                log.warn(&format!("{}: SBOM: {w}", p.name));
-            }
-        }
-    }
-    let jobs: Vec<(usize, scan::ResolvedDeps)> = resolved.into_iter().enumerate().collect();
-    jobs.into_par_iter()
-        .map(|(i, deps)| {
-            let p = &plan.packages[i];
-            let root = out_root.join(&p.name);
-            let sbom_rel = sbom::sbom_path(&p.name, &p.full_version);
-            let sbom_bytes = sbom::render(&sbom_input(i));
-            let sbom_file = root.join(&sbom_rel);
-            if let Some(dir) = sbom_file.parent() {
-                fs::create_dir_all(dir)?;
-            }
-            fs::write(&sbom_file, sbom_bytes)?;
-
-            let scripts = scripts_of(p);
-            let mut depends = deps.depends.clone();
-            if scripts.iter().any(|(_, t)| t.starts_with(b"#!/bin/sh"))
-                && !deps.provides.iter().any(|x| x == "/bin/sh")
-                && !depends.iter().any(|x| x == "/bin/sh")
-            {
-                depends.push("/bin/sh".into());
-                depends.sort();
-            }
-            let info = PkgInfo {
-                name: p.name.clone(),
-                version: p.full_version.clone(),
-                description: p.description.clone(),
-                url: p.url.clone(),
-                builddate: opts.epoch,
-                packager: "pkgbuild".into(),
-                arch: opts.arch.apk().to_string(),
-                origin: main.name.clone(),
-                commit: p.commit.clone(),
-                license: p.license.clone(),
-                depends,
-                provides: deps.provides.clone(),
-                replaces: p.dependencies.replaces.clone(),
-                provider_priority: p
-                    .dependencies
-                    .provider_priority
-                    .as_deref()
-                    .and_then(|v| v.parse().ok()),
-                replaces_priority: p
-                    .dependencies
-                    .replaces_priority
-                    .as_deref()
-                    .and_then(|v| v.parse().ok()),
-                triggers: p
-                    .scriptlets
-                    .trigger
-                    .as_ref()
-                    .map(|t| t.paths.clone())
-                    .unwrap_or_default(),
-                ..Default::default()
-            };
-            let spec = PackageSpec {
-                root: root.clone(),
-                info,
-                scripts,
-                control_extra: vec![(".melange.yaml".to_string(), embedded.clone())],
-                mtime: opts.epoch,
-                overrides: BTreeMap::new(),
-            };
-            let written = package::write_package(
-                &spec,
-                &SignOptions {
-                    key: Some(key),
-                    legacy_sha1: opts.legacy_sha1_signature,
-                },
-                staging,
-            )
-            .with_context(|| format!("{}: cannot write package", p.name))?;
-            Ok(written.path)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()
 }
 
 /// Used by the CLI to refuse clearly instead of failing mid-build.

@@ -377,7 +377,7 @@ fn merge_test_env(env: &mut BTreeMap<String, String>, s: &str) {
 /// step's inlined steps under its own label).
 fn flatten<'a>(steps: &'a [Step], prefix: &str, out: &mut Vec<(String, &'a Step)>) {
     for (i, step) in steps.iter().enumerate() {
-        let label = format!("{prefix}/{}", super::step_name(step, i));
+        let label = format!("{prefix}/{}", super::steps::step_name(step, i));
         if step.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
             out.push((label.clone(), step));
         }
