@@ -1,8 +1,11 @@
 //! Runs the built-in pipelines' shell scripts on the host, the way the build engine will:
 //! `${{...}}` replaced first, then `sh -e` in a build root whose HOME is that root. Every
 //! `runs` body is syntax-checked under each available POSIX shell, and the pipelines that
-//! recipes lean on most (fetch, git-checkout, patch, autoconf, split/*, strip) are run for
-//! real against small fixtures made here; nothing touches the network. Functional runs use
+//! recipes lean on most (fetch, git-checkout, patch, autoconf, split/*, strip) and the
+//! newer ones that can work offline (copy, move, git-am, git-archive, cran/fetch with the
+//! tarball present, redis-valkey/subpackage-*, xcover/ensure, meson/test when meson is
+//! installed) are run for real against small fixtures made here; nothing touches the
+//! network. Functional runs use
 //! `sh`; set `PKGBUILD_TEST_SHELL=bash` (or another shell's path) to run them under that.
 
 mod pipelines_support;
@@ -977,4 +980,315 @@ fn substitution_rejects_unknown_keys() {
     assert_eq!(substitute("x${{ inputs.a }}y", &vars, "t"), "x1y");
     let err = std::panic::catch_unwind(|| substitute("${{inputs.b}}", &vars, "t"));
     assert!(err.is_err());
+}
+
+// ---------------------------------------------------------------------------------------
+// copy and move
+
+#[test]
+fn copy_and_move_place_files_in_the_package() {
+    let build = Build::new();
+    let work = build.work();
+    write(&work.join("build/hello"), "binary");
+    write(&work.join("build/share/data.txt"), "data");
+    write(&work.join("build/hello.1"), "man page");
+    let pkg = build.pkg(PACKAGE);
+
+    // Without dest a relative source keeps its path inside the package; directories
+    // are copied recursively by default and the source stays.
+    build
+        .run("copy", &[("src", "build/hello\nbuild/share")], &[])
+        .expect_ok("copy");
+    assert_eq!(read(&pkg.join("build/hello")), "binary");
+    assert_eq!(read(&pkg.join("build/share/data.txt")), "data");
+    assert!(
+        work.join("build/hello").is_file(),
+        "copy removed its source"
+    );
+
+    // An explicit dest directory for several sources, globs expanded, from modroot.
+    let dest = format!("{}/usr/share/hello/", pkg.display());
+    build
+        .run(
+            "copy",
+            &[("src", "hello *.1"), ("dest", &dest), ("modroot", "build")],
+            &[],
+        )
+        .expect_ok("copy with dest");
+    assert_eq!(read(&pkg.join("usr/share/hello/hello")), "binary");
+    assert_eq!(read(&pkg.join("usr/share/hello/hello.1")), "man page");
+
+    // An absolute source under the build root lands at its base name.
+    let abs = work.join("build/hello").display().to_string();
+    build
+        .run("move", &[("src", &abs)], &[])
+        .expect_ok("move an absolute path");
+    assert_eq!(read(&pkg.join("hello")), "binary");
+    assert!(!exists(&work.join("build/hello")), "move kept its source");
+
+    // A single source with dest names the target itself; its parent is created.
+    let target = format!("{}/usr/bin/hello-data", pkg.display());
+    build
+        .run(
+            "move",
+            &[("src", "build/share/data.txt"), ("dest", &target)],
+            &[],
+        )
+        .expect_ok("move with dest");
+    assert_eq!(read(&pkg.join("usr/bin/hello-data")), "data");
+
+    build
+        .run("copy", &[("src", "build/missing")], &[])
+        .expect_failure("copying a missing file", "build/missing");
+}
+
+// ---------------------------------------------------------------------------------------
+// git-am and git-archive
+
+/// Runs git in `dir` with a fixed identity and no user or system configuration.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec![
+        "-c",
+        "user.name=Test Author",
+        "-c",
+        "user.email=author@example.org",
+        "-c",
+        "init.defaultBranch=main",
+        "-c",
+        "commit.gpgsign=false",
+    ];
+    all.extend_from_slice(args);
+    run_ok(dir, "git", &all).trim().to_string()
+}
+
+#[test]
+fn git_am_applies_a_mailbox_patch_as_a_commit() {
+    if !have("git") {
+        eprintln!("git is not installed; git-am is only syntax-checked");
+        return;
+    }
+    let build = Build::new();
+    let work = build.work();
+    git(&work, &["init", "-q"]);
+    write(&work.join("greeting.txt"), "hello\nworld\n");
+    git(&work, &["add", "greeting.txt"]);
+    git(&work, &["commit", "-q", "-m", "initial"]);
+    // Make the change, turn it into a mailbox patch, and go back to before it.
+    write(&work.join("greeting.txt"), "hello\npkgbuild\n");
+    git(&work, &["commit", "-q", "-am", "Greet pkgbuild"]);
+    let patch = git(&work, &["format-patch", "-1", "-o", "patches"]);
+    let patch = Path::new(&patch)
+        .strip_prefix(&work)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| PathBuf::from(&patch));
+    let patch = patch.to_string_lossy().into_owned();
+    git(&work, &["reset", "-q", "--hard", "HEAD~1"]);
+    assert_eq!(read(&work.join("greeting.txt")), "hello\nworld\n");
+
+    build
+        .run("git-am", &[("patches", &patch)], &[])
+        .expect_ok("git-am");
+    assert_eq!(read(&work.join("greeting.txt")), "hello\npkgbuild\n");
+    assert_eq!(
+        git(&work, &["log", "-1", "--format=%s|%an"]),
+        "Greet pkgbuild|Test Author"
+    );
+    assert_eq!(git(&work, &["rev-list", "--count", "HEAD"]), "2");
+
+    // Applying it again fails, and leaves no half-finished am behind.
+    build
+        .run("git-am", &[("patches", &patch)], &[])
+        .expect_failure("re-applying the patch", "does not apply");
+    assert!(
+        !work.join(".git/rebase-apply").exists(),
+        "git am was not aborted"
+    );
+    build
+        .run("git-am", &[("patches", "nope.patch")], &[])
+        .expect_failure("a missing patch", "nope.patch");
+}
+
+#[test]
+fn git_archive_extracts_a_subtree_at_a_ref() {
+    if !have("git") {
+        eprintln!("git is not installed; git-archive is only syntax-checked");
+        return;
+    }
+    let repo = TempDir::new().expect("temp dir");
+    let r = repo.path();
+    git(r, &["init", "-q"]);
+    write(&r.join("pkg/hello/main.c"), "v1\n");
+    write(&r.join("other/readme"), "elsewhere\n");
+    git(r, &["add", "."]);
+    git(r, &["commit", "-q", "-m", "v1"]);
+    git(r, &["tag", "v1"]);
+    let v1 = git(r, &["rev-parse", "HEAD"]);
+    write(&r.join("pkg/hello/main.c"), "v2\n");
+    git(r, &["commit", "-q", "-am", "v2"]);
+    let env = [("PKGBUILD_GIT_ARCHIVE_REPO", r)];
+
+    let build = Build::new();
+    build
+        .run(
+            "git-archive",
+            &[
+                ("path", "pkg/hello"),
+                ("tag", "v1"),
+                ("expected-commit", &v1),
+            ],
+            &env,
+        )
+        .expect_ok("git-archive at a tag");
+    let work = build.work();
+    assert_eq!(read(&work.join("pkg/hello/main.c")), "v1\n");
+    assert!(!work.join("other").exists(), "extracted more than path");
+    assert!(!work.join(".git").exists());
+
+    let build = Build::new();
+    build
+        .run("git-archive", &[("path", "pkg")], &env)
+        .expect_ok("git-archive at HEAD");
+    assert_eq!(read(&build.work().join("pkg/hello/main.c")), "v2\n");
+
+    build
+        .run(
+            "git-archive",
+            &[("path", "pkg"), ("expected-commit", &v1)],
+            &env,
+        )
+        .expect_failure("a commit mismatch", "expected-commit");
+    build
+        .run("git-archive", &[("path", "missing")], &env)
+        .expect_failure("a path not in the repository", "missing");
+}
+
+// ---------------------------------------------------------------------------------------
+// the rest of the newer built-ins that work offline
+
+#[test]
+fn split_docs_moves_only_the_doc_directories() {
+    let build = Build::new();
+    let main = populated_destdir(&build);
+    write(&main.join("usr/local/share/doc/hello/NEWS"), "news");
+    build
+        .run_for("hello-doc", "split/docs", &[], &[])
+        .expect_ok("split/docs");
+    let doc = build.pkg("hello-doc");
+    assert_eq!(read(&doc.join("usr/share/doc/hello/README")), "doc");
+    assert_eq!(read(&doc.join("usr/share/doc/hello/NEWS")), "news");
+    assert!(!main.join("usr/share/doc").exists());
+    assert!(!main.join("usr/local/share/doc").exists());
+    assert!(
+        main.join("usr/share/man/man1/hello.1").is_file(),
+        "split/docs must leave manual pages alone"
+    );
+    build
+        .run_for(PACKAGE, "split/docs", &[], &[])
+        .expect_failure("splitting into itself", "cannot split");
+}
+
+#[test]
+fn redis_valkey_subpackage_cli_moves_the_client() {
+    let build = Build::new();
+    let bin = build.pkg(PACKAGE).join("usr/bin");
+    write(&bin.join("valkey-cli"), "client");
+    write(&bin.join("valkey-server"), "server");
+    build
+        .run_for(
+            "valkey-cli",
+            "redis-valkey/subpackage-cli",
+            &[("project", "valkey")],
+            &[],
+        )
+        .expect_ok("redis-valkey/subpackage-cli");
+    assert_eq!(
+        read(&build.pkg("valkey-cli").join("usr/bin/valkey-cli")),
+        "client"
+    );
+    assert!(!bin.join("valkey-cli").exists());
+    assert!(bin.join("valkey-server").is_file());
+    build
+        .run_for(
+            "valkey-benchmark",
+            "redis-valkey/subpackage-benchmark",
+            &[("project", "valkey")],
+            &[],
+        )
+        .expect_failure("no benchmark binary", "valkey-benchmark");
+}
+
+#[test]
+fn cran_fetch_uses_a_tarball_that_is_already_there() {
+    let build = Build::new();
+    let work = build.work();
+    write(
+        &work.join("hello/DESCRIPTION"),
+        "Package: hello\nVersion: 1.0\n",
+    );
+    run_ok(&work, "tar", &["-czf", "hello_1.0.tar.gz", "hello"]);
+    fs::remove_dir_all(work.join("hello")).expect("remove tree");
+    build
+        .run(
+            "cran/fetch",
+            &[("package", "hello"), ("version", "1.0"), ("delete", "true")],
+            &[],
+        )
+        .expect_ok("cran/fetch offline");
+    assert_eq!(
+        read(&work.join("DESCRIPTION")),
+        "Package: hello\nVersion: 1.0\n"
+    );
+    assert!(
+        !work.join("hello_1.0.tar.gz").exists(),
+        "delete: true kept it"
+    );
+}
+
+#[test]
+fn xcover_ensure_gates_on_the_reported_coverage() {
+    let build = Build::new();
+    write(
+        &build.work().join("xcover-report.json"),
+        "{\"cov_by_func\": 42.5, \"functions\": 10}\n",
+    );
+    build
+        .run("xcover/ensure", &[("min-coverage", "40")], &[])
+        .expect_ok("coverage above the minimum");
+    build
+        .run("xcover/ensure", &[("min-coverage", "50")], &[])
+        .expect_failure("coverage below the minimum", "below the minimum");
+    let empty = Build::new();
+    empty
+        .run("xcover/ensure", &[], &[])
+        .expect_failure("no report", "xcover-report.json");
+}
+
+#[test]
+fn meson_test_runs_the_suite_when_meson_is_installed() {
+    if !have("meson") || !have("ninja") {
+        // CI has no meson; the script is still syntax-checked above.
+        eprintln!("meson or ninja is not installed; meson/test is only syntax-checked");
+        let build = Build::new();
+        if !have("meson") {
+            build
+                .run("meson/test", &[], &[])
+                .expect_failure("meson/test without meson", "meson is not installed");
+        }
+        return;
+    }
+    let build = Build::new();
+    let work = build.work();
+    write(
+        &work.join("meson.build"),
+        "project('t')\ntest('passes', find_program('true'))\n",
+    );
+    run_ok(&work, "meson", &["setup", "output"]);
+    build.run("meson/test", &[], &[]).expect_ok("meson/test");
+    write(
+        &work.join("meson.build"),
+        "project('t')\ntest('fails', find_program('false'))\n",
+    );
+    build
+        .run("meson/test", &[], &[])
+        .expect_failure("a failing test suite", "fails");
 }
