@@ -209,3 +209,44 @@ fn lint_passes_a_good_recipe() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_value_passed_through_to_a_nested_pipeline_is_the_callers_not_a_self_reference() {
+    // outer passes its own `flavour` on as inner's `flavour` (and inner's
+    // default for `greeting` uses inner's own `flavour`): melange's common
+    // pass-through pattern.
+    let dir = tempfile::tempdir().unwrap();
+    let pipes = dir.path().join("pipes");
+    std::fs::create_dir_all(&pipes).unwrap();
+    std::fs::write(
+        pipes.join("inner.yaml"),
+        "inputs:\n  flavour:\n    description: f\n    default: plain\n  greeting:\n    description: g\n    default: hello-${{inputs.flavour}}\npipeline:\n  - runs: echo ${{inputs.greeting}} ${{inputs.flavour}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pipes.join("outer.yaml"),
+        "inputs:\n  flavour:\n    description: f\n    default: mild\npipeline:\n  - uses: inner\n    with:\n      flavour: ${{inputs.flavour}}\n",
+    )
+    .unwrap();
+    let recipe = dir.path().join("r.yaml");
+    std::fs::write(
+        &recipe,
+        "package:\n  name: r\n  version: 1.0.0\n  epoch: 0\npipeline:\n  - uses: outer\n    with:\n      flavour: spicy\n  - uses: outer\n",
+    )
+    .unwrap();
+    let out = pkgbuild(&[
+        "compile",
+        recipe.to_str().unwrap(),
+        "--pipeline-dir",
+        pipes.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = plan.to_string();
+    assert!(text.contains("echo hello-spicy spicy"), "{text}");
+    assert!(text.contains("echo hello-mild mild"), "{text}");
+}

@@ -1151,13 +1151,13 @@ impl Compiler<'_> {
             }
         }
         // Raw value of every declared input: the caller's, else the default.
-        let mut raw: Vec<(String, Text, Rc<Source>)> = Vec::new();
+        let mut raw: Vec<RawInput> = Vec::new();
         for (k, input) in declared {
             let given = lookup(&p.with, &k.value).filter(|v| !v.is_empty());
-            let (t, from) = match (given, &input.default) {
-                (Some(v), _) => (v.clone(), src.clone()),
-                (None, Some(d)) if !d.is_empty() => (d.clone(), file.clone()),
-                _ => (Text::new("", p.pos), src.clone()),
+            let (t, from, by_caller) = match (given, &input.default) {
+                (Some(v), _) => (v.clone(), src.clone(), true),
+                (None, Some(d)) if !d.is_empty() => (d.clone(), file.clone(), false),
+                _ => (Text::new("", p.pos), src.clone(), true),
             };
             if input.required && t.is_empty() {
                 return Err(src.err(
@@ -1165,10 +1165,21 @@ impl Compiler<'_> {
                     format!("pipeline `{}` requires input `{}`", uses.value, k.value),
                 ));
             }
-            raw.push((k.value.clone(), t, from));
+            raw.push(RawInput {
+                name: k.value.clone(),
+                text: t,
+                from,
+                by_caller,
+            });
         }
         let own = resolve_inputs(&raw, frame, scope)?;
-        for (k, t, from) in &raw {
+        for RawInput {
+            name: k,
+            text: t,
+            from,
+            ..
+        } in &raw
+        {
             if let Some(v) = own.get(k) {
                 if let Err(msg) = validate::check_checksum(k, v) {
                     return Err(from.err(t.pos, msg));
@@ -1320,23 +1331,37 @@ fn step_lookup<'a>(
     }
 }
 
-/// Resolve one pipeline's inputs; defaults may refer to other inputs of the
-/// same pipeline (resolved first) or of enclosing pipelines.
+/// One declared input of a pipeline being used, before substitution.
+struct RawInput {
+    name: String,
+    text: Text,
+    from: Rc<Source>,
+    /// Written by the caller in `with:` (its `${{inputs.*}}` are the
+    /// caller's own inputs), rather than the pipeline's default (whose
+    /// `${{inputs.*}}` are this pipeline's other inputs).
+    by_caller: bool,
+}
+
+/// Resolve one pipeline's inputs. A default may refer to other inputs of
+/// the same pipeline (resolved first) or of enclosing pipelines; a value the
+/// caller passed refers to the caller's inputs only, so the common
+/// pass-through `X: ${{inputs.X}}` is not a self-reference (as in melange).
 fn resolve_inputs(
-    raw: &[(String, Text, Rc<Source>)],
+    raw: &[RawInput],
     frame: &Frame,
     scope: &Scope,
 ) -> Result<HashMap<String, String>, RecipeError> {
     let mut done: HashMap<String, String> = HashMap::new();
     fn go(
         i: usize,
-        raw: &[(String, Text, Rc<Source>)],
+        raw: &[RawInput],
         frame: &Frame,
         scope: &Scope,
         done: &mut HashMap<String, String>,
         stack: &mut Vec<usize>,
     ) -> Result<(), RecipeError> {
-        let (k, t, from) = &raw[i];
+        let input = &raw[i];
+        let (k, t, from) = (&input.name, &input.text, &input.from);
         if done.contains_key(k) {
             return Ok(());
         }
@@ -1349,16 +1374,20 @@ fn resolve_inputs(
                 format!("input `{k}`: inputs refer to each other too deeply"),
             ));
         }
-        stack.push(i);
-        for (r, _) in subst::references(&t.value) {
-            if let Some(dep) = r.strip_prefix("inputs.") {
-                if let Some(j) = raw.iter().position(|(n, _, _)| n == dep) {
-                    go(j, raw, frame, scope, done, stack)?;
+        if !input.by_caller {
+            stack.push(i);
+            for (r, _) in subst::references(&t.value) {
+                if let Some(dep) = r.strip_prefix("inputs.") {
+                    if let Some(j) = raw.iter().position(|x| x.name == dep) {
+                        go(j, raw, frame, scope, done, stack)?;
+                    }
                 }
             }
+            stack.pop();
         }
-        stack.pop();
+        let by_caller = input.by_caller;
         let lk = |name: &str| match name.strip_prefix("inputs.") {
+            Some(n) if by_caller => frame.inputs.get(n).cloned(),
             Some(n) => done.get(n).or_else(|| frame.inputs.get(n)).cloned(),
             None => scope.get(name).cloned(),
         };
