@@ -158,13 +158,16 @@ impl fmt::Display for Arch {
     }
 }
 
-/// Whether a `target-architecture` list admits `arch`: it names `all`, or `arch`
-/// in any spelling. An empty list means "all", as melange defaults it.
+/// Whether a `target-architecture` list admits `arch`, by melange's rule:
+/// an empty list or exactly `[all]` admits every arch; otherwise the list
+/// must name `arch` by its apk name (`x86_64`, not `amd64`), and an `all`
+/// beside other names does not widen it.
 pub fn matches_target_architecture(list: &[String], arch: Arch) -> bool {
-    list.is_empty()
-        || list
-            .iter()
-            .any(|s| s == "all" || Arch::parse(s) == Some(arch))
+    match list {
+        [] => true,
+        [only] if only == "all" => true,
+        _ => list.iter().any(|s| s == arch.apk()),
+    }
 }
 
 #[cfg(test)]
@@ -262,9 +265,17 @@ mod tests {
         assert!(matches_target_architecture(&l(&["all"]), Arch::S390x));
         assert!(matches_target_architecture(&l(&[]), Arch::X86_64));
         assert!(matches_target_architecture(&l(&["x86_64"]), Arch::X86_64));
-        assert!(matches_target_architecture(&l(&["amd64"]), Arch::X86_64));
         assert!(matches_target_architecture(
-            &l(&["aarch64", "amd64"]),
+            &l(&["aarch64", "x86_64"]),
+            Arch::X86_64
+        ));
+        assert!(matches_target_architecture(&l(&["armv7"]), Arch::Armv7));
+        // melange compares apk names only: Go spellings never match...
+        assert!(!matches_target_architecture(&l(&["amd64"]), Arch::X86_64));
+        assert!(!matches_target_architecture(&l(&["arm64"]), Arch::Aarch64));
+        // ...and `all` only means "every arch" on its own.
+        assert!(!matches_target_architecture(
+            &l(&["aarch64", "all"]),
             Arch::X86_64
         ));
         assert!(!matches_target_architecture(&l(&["aarch64"]), Arch::X86_64));
