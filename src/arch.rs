@@ -158,13 +158,18 @@ impl fmt::Display for Arch {
     }
 }
 
-/// Whether a `target-architecture` list admits `arch`: it names `all`, or `arch`
-/// in any spelling. An empty list means "all", as melange defaults it.
+/// Whether a `target-architecture` list admits `arch`: an empty list or
+/// exactly `[all]` admits every arch (melange's rule; an `all` beside other
+/// names does not widen the list). Otherwise the list must name `arch` in
+/// any spelling `Arch::parse` takes: melange itself compares apk names only,
+/// but recipes written with the Go/OCI names (`amd64`, `arm64`) mean the
+/// same machines, and pkgbuild accepts both spellings everywhere.
 pub fn matches_target_architecture(list: &[String], arch: Arch) -> bool {
-    list.is_empty()
-        || list
-            .iter()
-            .any(|s| s == "all" || Arch::parse(s) == Some(arch))
+    match list {
+        [] => true,
+        [only] if only == "all" => true,
+        _ => list.iter().any(|s| Arch::parse(s) == Some(arch)),
+    }
 }
 
 #[cfg(test)]
@@ -262,9 +267,18 @@ mod tests {
         assert!(matches_target_architecture(&l(&["all"]), Arch::S390x));
         assert!(matches_target_architecture(&l(&[]), Arch::X86_64));
         assert!(matches_target_architecture(&l(&["x86_64"]), Arch::X86_64));
-        assert!(matches_target_architecture(&l(&["amd64"]), Arch::X86_64));
         assert!(matches_target_architecture(
-            &l(&["aarch64", "amd64"]),
+            &l(&["aarch64", "x86_64"]),
+            Arch::X86_64
+        ));
+        assert!(matches_target_architecture(&l(&["armv7"]), Arch::Armv7));
+        // Go/OCI spellings name the same machines...
+        assert!(matches_target_architecture(&l(&["amd64"]), Arch::X86_64));
+        assert!(matches_target_architecture(&l(&["arm64"]), Arch::Aarch64));
+        assert!(!matches_target_architecture(&l(&["arm64"]), Arch::X86_64));
+        // ...and `all` only means "every arch" on its own.
+        assert!(!matches_target_architecture(
+            &l(&["aarch64", "all"]),
             Arch::X86_64
         ));
         assert!(!matches_target_architecture(&l(&["aarch64"]), Arch::X86_64));

@@ -2,8 +2,11 @@
 //! tests/fixtures/recipes/full.yaml, which exercises vars, var-transforms,
 //! range, `if:` on steps and subpackages, nested pipelines, input defaults
 //! that refer to other inputs, working-directory inheritance, environment
-//! merging, needs, build options, tests and --vars-file.
+//! merging, needs, build options, tests and --vars-file; and on
+//! tests/fixtures/recipes/every-key.yaml, which uses every key melange's
+//! schema accepts (apko's image settings under `environment` included).
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -20,7 +23,11 @@ fn pkgbuild(args: &[&str]) -> std::process::Output {
 }
 
 fn compile(extra: &[&str]) -> Value {
-    let mut args = vec!["compile", RECIPE, "--pipeline-dir", PIPELINES];
+    compile_file(RECIPE, extra)
+}
+
+fn compile_file(recipe: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["compile", recipe, "--pipeline-dir", PIPELINES];
     args.extend_from_slice(extra);
     let out = pkgbuild(&args);
     assert!(
@@ -208,6 +215,160 @@ fn lint_passes_a_good_recipe() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+const EVERY_KEY: &str = "tests/fixtures/recipes/every-key.yaml";
+
+/// The main package and its range-expanded subpackages, keys in byte order.
+const EVERY_KEY_RANGE: &[&str] = &[
+    "every-key",
+    "py3.10-every-key",
+    "py3.12-every-key",
+    "py3.9-every-key",
+];
+
+fn strs(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_key_recipe_compiles_to_melanges_package_set() {
+    let plan = compile_file(EVERY_KEY, &["--arch", "x86_64"]);
+    assert_eq!(plan["builds_for_arch"], true);
+    // Range items in byte order of their keys; the doc subpackage's `if`
+    // holds because the `no-docs` option is off.
+    assert_eq!(names(&plan), [EVERY_KEY_RANGE, &["every-key-doc"]].concat());
+    let main = &plan["packages"][0];
+    assert_eq!(main["full_version"], "2.4.1-r3");
+    assert_eq!(main["license"], "Apache-2.0 AND (MIT OR BSD-3-Clause)");
+    assert_eq!(
+        strs(&main["dependencies"]["provides"]),
+        ["every-key-compat=2.4.1-r3"]
+    );
+    // The step that declares its own input sees the default; var-transforms apply.
+    let build = &main["steps"][1];
+    assert_eq!(build["working_directory"], "/home/build/src");
+    assert_eq!(build["pipeline"][0]["runs"], "make -j4 VERSION=2.4");
+    // Runtime-only repositories are the image's, not the build's.
+    let contents = &plan["environment"]["contents"];
+    assert_eq!(
+        strs(&contents["repositories"]),
+        [
+            "https://build.example.com/os",
+            "https://packages.example.com/os"
+        ]
+    );
+    assert_eq!(
+        strs(&contents["packages"]),
+        ["build-base", "busybox", "make"]
+    );
+    let doc = &plan["packages"][4];
+    assert_eq!(doc["license"], "CC-BY-4.0");
+    assert_eq!(
+        strs(&doc["test"]["environment"]["contents"]["packages"]),
+        ["busybox", "every-key-doc"]
+    );
+}
+
+#[test]
+fn every_key_build_option_drops_the_conditional_subpackage() {
+    let plan = compile_file(
+        EVERY_KEY,
+        &["--arch", "aarch64", "--build-option", "no-docs"],
+    );
+    assert_eq!(plan["builds_for_arch"], true);
+    assert_eq!(names(&plan), EVERY_KEY_RANGE);
+    let contents = &plan["environment"]["contents"];
+    assert!(strs(&contents["packages"]).contains(&"texinfo-stub"));
+}
+
+#[test]
+fn every_key_other_arches_are_not_built() {
+    let plan = compile_file(EVERY_KEY, &["--arch", "riscv64"]);
+    assert_eq!(plan["builds_for_arch"], false);
+}
+
+#[test]
+fn every_key_package_version_reads_the_epoch() {
+    let out = pkgbuild(&["package-version", EVERY_KEY]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "every-key-2.4.1-r3"
+    );
+}
+
+/// Misspell one key of the fixture (the first line that is exactly
+/// `from` after trimming) and expect exit code 2 naming the line.
+fn every_key_typo(dir: &Path, from: &str, to: &str) -> (i32, String, usize) {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EVERY_KEY))
+        .expect("fixture");
+    let mut line_no = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if line_no == 0 && l.trim_start().starts_with(from) {
+                line_no = i + 1;
+                l.replacen(from, to, 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_ne!(line_no, 0, "{from} not in fixture");
+    let path = dir.join(format!("typo-{}.yaml", to.trim_end_matches(':')));
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let out = pkgbuild(&["compile", path.to_str().unwrap(), "--arch", "x86_64"]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        line_no,
+    )
+}
+
+#[test]
+fn every_key_typos_name_the_place_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to, want) in [
+        ("test-resources:", "test-resource:", "test-resources"),
+        ("os-release:", "os-releases:", "os-release"),
+        ("retry:", "retyr:", "retry"),
+        ("initial-delay:", "initial-dely:", "initial-delay"),
+        (
+            "runtime_repositories:",
+            "runtime_repository:",
+            "runtime_repositories",
+        ),
+        (
+            "detection-override:",
+            "detection-overide:",
+            "detection-override",
+        ),
+        (
+            "enable-prerelease-tags:",
+            "enable-prerelease-tag:",
+            "enable-prerelease-tags",
+        ),
+    ] {
+        let (code, err, line) = every_key_typo(dir.path(), from, to);
+        assert_eq!(code, 2, "{to}: {err}");
+        let bad = to.trim_end_matches(':');
+        assert!(
+            err.contains(&format!(":{line}:"))
+                && err.contains(&format!("unknown key `{bad}`"))
+                && err.contains(&format!("(did you mean `{want}`?)")),
+            "{to}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -624,7 +624,8 @@ fn expand_subpackages<'r>(
             });
             continue;
         };
-        let Some(data) = recipe.data.iter().find(|d| d.name.value == range.value) else {
+        // melange keys `data` by name, so a later entry of the same name wins.
+        let Some(data) = recipe.data.iter().rfind(|d| d.name.value == range.value) else {
             let known: Vec<&str> = recipe.data.iter().map(|d| d.name.as_str()).collect();
             let hint = model::hint(&range.value, &known, "the recipe has no `data`");
             return Err(src.err(
@@ -635,7 +636,7 @@ fn expand_subpackages<'r>(
                 ),
             ));
         };
-        // melange iterates items in sorted key order.
+        // melange iterates items in sorted key order (Go's byte-wise sort).
         let mut items: Vec<&(Text, Text)> = data.items.iter().collect();
         items.sort_by(|a, b| a.0.value.cmp(&b.0.value));
         for (k, v) in items {
@@ -1123,16 +1124,8 @@ impl Compiler<'_> {
         let uses = p.uses.as_ref().filter(|_| p.pipeline.is_empty());
         let Some(uses) = uses else {
             let cond = p.if_.as_ref().map(|c| (c, src.clone()));
-            return self.finish_step(
-                p,
-                cond,
-                &src,
-                frame,
-                frame.inputs.clone(),
-                scope,
-                needs,
-                BTreeMap::new(),
-            );
+            let inputs = own_inputs(p, &src, frame, scope)?;
+            return self.finish_step(p, cond, &src, frame, inputs, scope, needs, BTreeMap::new());
         };
         let loaded = self.load(&src, uses)?;
         let file = &loaded.src;
@@ -1342,6 +1335,45 @@ struct RawInput {
     by_caller: bool,
 }
 
+/// The inputs a step without `uses` sees: its enclosing ones, plus the
+/// defaults of any it declares itself (melange applies declared defaults
+/// and `required` to every step, not only to loaded pipelines).
+fn own_inputs(
+    p: &Pipeline,
+    src: &Rc<Source>,
+    frame: &Frame,
+    scope: &Scope,
+) -> Result<HashMap<String, String>, RecipeError> {
+    let mut inputs = frame.inputs.clone();
+    if p.inputs.is_empty() {
+        return Ok(inputs);
+    }
+    let mut raw = Vec::new();
+    for (k, input) in &p.inputs {
+        if frame.inputs.get(&k.value).is_some_and(|v| !v.is_empty()) {
+            continue;
+        }
+        let t = input
+            .default
+            .clone()
+            .unwrap_or_else(|| Text::new("", k.pos));
+        if input.required && t.is_empty() {
+            return Err(src.err(
+                k.pos,
+                format!("step requires input `{}`, which nothing sets", k.value),
+            ));
+        }
+        raw.push(RawInput {
+            name: k.value.clone(),
+            text: t,
+            from: src.clone(),
+            by_caller: false,
+        });
+    }
+    inputs.extend(resolve_inputs(&raw, frame, scope)?);
+    Ok(inputs)
+}
+
 /// Resolve one pipeline's inputs. A default may refer to other inputs of
 /// the same pipeline (resolved first) or of enclosing pipelines; a value the
 /// caller passed refers to the caller's inputs only, so the common
@@ -1493,6 +1525,90 @@ mod tests {
                 "{ok}"
             );
         }
+    }
+
+    fn plan_of(yaml: &str, arch: crate::arch::Arch) -> Result<Plan, RecipeError> {
+        let tree = parse_yaml("r.yaml", yaml)?;
+        let recipe = model::decode_recipe("r.yaml", &tree)?;
+        let opts = CompileOptions {
+            arch,
+            ..CompileOptions::default()
+        };
+        compile_recipe(
+            Rc::new(Source {
+                name: "r.yaml".into(),
+                recipe: true,
+            }),
+            recipe,
+            &opts,
+        )
+    }
+
+    fn names(plan: &Plan) -> Vec<&str> {
+        plan.packages.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    const HEAD: &str = "package:\n  name: foo\n  version: 1.0\n";
+
+    #[test]
+    fn range_uses_the_last_data_entry_of_a_name_in_byte_order() {
+        let plan = plan_of(
+            &format!(
+                "{HEAD}data:\n  - name: v\n    items: {{old: x}}\n  - name: v\n    items: {{b: 1, Z: 2, a10: 3, a9: 4}}\nsubpackages:\n  - range: v\n    name: foo-${{{{range.key}}}}\n"
+            ),
+            crate::arch::Arch::X86_64,
+        )
+        .unwrap();
+        assert_eq!(names(&plan), ["foo", "foo-Z", "foo-a10", "foo-a9", "foo-b"]);
+    }
+
+    #[test]
+    fn subpackage_if_sees_range_vars_arch_and_options() {
+        let yaml = format!(
+            "{HEAD}vars:\n  want: b\noptions:\n  extra: {{}}\ndata:\n  - name: v\n    items: {{a: '1', b: '2'}}\nsubpackages:\n  - range: v\n    name: foo-${{{{range.key}}}}\n    if: ${{{{range.key}}}} == ${{{{vars.want}}}}\n  - name: foo-x86\n    if: ${{{{build.arch}}}} == 'x86_64'\n  - name: foo-extra\n    if: ${{{{options.extra.enabled}}}} == 'true'\n"
+        );
+        let plan = plan_of(&yaml, crate::arch::Arch::X86_64).unwrap();
+        assert_eq!(names(&plan), ["foo", "foo-b", "foo-x86"]);
+        let plan = plan_of(&yaml, crate::arch::Arch::Aarch64).unwrap();
+        assert_eq!(names(&plan), ["foo", "foo-b"]);
+    }
+
+    #[test]
+    fn target_architecture_takes_apk_and_go_names() {
+        let yaml = |list: &str| format!("{HEAD}  target-architecture: {list}\n");
+        let on = |list: &str, arch| plan_of(&yaml(list), arch).unwrap().builds_for_arch;
+        use crate::arch::Arch::*;
+        assert!(on("[all]", S390x));
+        assert!(on("[]", S390x));
+        assert!(on("[x86_64, aarch64]", Aarch64));
+        assert!(on("[amd64]", X86_64));
+        assert!(!on("[arm64]", X86_64));
+        assert!(!on("[aarch64, all]", X86_64));
+        assert!(!on("[x86_64]", Riscv64));
+    }
+
+    #[test]
+    fn a_step_without_uses_gets_the_defaults_of_inputs_it_declares() {
+        let plan = plan_of(
+            &format!(
+                "{HEAD}pipeline:\n  - inputs:\n      jobs: {{default: '4'}}\n      flags: {{default: '-j${{{{inputs.jobs}}}}'}}\n    runs: make ${{{{inputs.flags}}}}\n"
+            ),
+            crate::arch::Arch::X86_64,
+        )
+        .unwrap();
+        assert_eq!(plan.packages[0].steps[0].runs.as_deref(), Some("make -j4"));
+        let e = plan_of(
+            &format!(
+                "{HEAD}pipeline:\n  - inputs:\n      jobs: {{required: true}}\n    runs: make\n"
+            ),
+            crate::arch::Arch::X86_64,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("r.yaml:6:7: step requires input `jobs`"),
+            "{e}"
+        );
     }
 
     #[test]

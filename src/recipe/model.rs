@@ -64,7 +64,8 @@ pub struct Recipe {
     pub pipeline: Vec<Pipeline>,
     /// Optional: further packages built from the same tree. Default none.
     pub subpackages: Vec<Subpackage>,
-    /// Optional: named item maps that `subpackages[].range` iterates. Default none.
+    /// Optional: named item maps that `subpackages[].range` iterates; a
+    /// later entry with the same name replaces an earlier one. Default none.
     pub data: Vec<RangeData>,
     /// Optional: auto-update settings (not used for building). Default disabled.
     pub update: Update,
@@ -174,11 +175,17 @@ pub struct PackageOptions {
 /// `scriptlets:` (each script should start with a shebang).
 #[derive(Clone, Debug, Default)]
 pub struct Scriptlets {
+    /// Optional: `.pre-install` script. Default none.
     pub pre_install: Option<Text>,
+    /// Optional: `.post-install` script. Default none.
     pub post_install: Option<Text>,
+    /// Optional: `.pre-deinstall` script. Default none.
     pub pre_deinstall: Option<Text>,
+    /// Optional: `.post-deinstall` script. Default none.
     pub post_deinstall: Option<Text>,
+    /// Optional: `.pre-upgrade` script. Default none.
     pub pre_upgrade: Option<Text>,
+    /// Optional: `.post-upgrade` script. Default none.
     pub post_upgrade: Option<Text>,
     /// Optional: a trigger script and the paths that fire it. Default none.
     pub trigger: Option<Trigger>,
@@ -187,7 +194,9 @@ pub struct Scriptlets {
 /// `scriptlets.trigger`.
 #[derive(Clone, Debug, Default)]
 pub struct Trigger {
+    /// Optional: the `.trigger` script. Default "".
     pub script: Text,
+    /// Optional: directories whose changes fire it. Default none.
     pub paths: Vec<Text>,
 }
 
@@ -203,9 +212,19 @@ pub struct SetCap {
 }
 
 /// `environment:` — the apko image configuration of the build or test.
+///
+/// Accepted and ignored (image settings a package build has no use for;
+/// their sub-keys are not checked, so newer apko fields still parse):
+/// `contents.runtime_repositories` (not used at build time, as in apko),
+/// `contents.baseimage` {image, apkindex}, `entrypoint` {type, command,
+/// shell-fragment, services}, `cmd`, `stop-signal`, `work-dir`, `archs`,
+/// `paths` [{path, type, uid, gid, permissions, source, recursive}],
+/// `os-release` {name, id, version-id, pretty-name, home-url,
+/// bug-report-url}, `vcs-url`, `annotations`, `include`, `volumes`,
+/// `layering` {strategy, budget}, `certificates`.
 #[derive(Clone, Debug, Default)]
 pub struct Environment {
-    /// Optional: repositories (all three spellings merged). Default none.
+    /// Optional: `build_repositories` then `repositories`, merged. Default none.
     pub repositories: Vec<Text>,
     /// Optional: keyring URLs or paths. Default none.
     pub keyring: Vec<Text>,
@@ -220,36 +239,54 @@ pub struct Environment {
 /// `environment.accounts`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Accounts {
+    /// Optional: user name or uid the steps run as. Default "" (the runner's).
     #[serde(rename = "run-as", skip_serializing_if = "Text::is_empty")]
     pub run_as: Text,
+    /// Optional: users to create. Default none (`build` is added at compile).
     pub users: Vec<User>,
+    /// Optional: groups to create. Default none (`build` is added at compile).
     pub groups: Vec<Group>,
 }
 
+/// One `accounts.users` entry; numbers are kept as written (`uid: 1000`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct User {
+    /// Required by apko: the user name. Default "".
     pub username: Text,
+    /// Required by apko: the numeric uid. Default "".
     pub uid: Text,
+    /// Optional: the numeric primary gid. Default "".
     pub gid: Text,
+    /// Optional: login shell. Default "".
     pub shell: Text,
+    /// Optional: home directory. Default "".
     pub homedir: Text,
 }
 
+/// One `accounts.groups` entry.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Group {
+    /// Required by apko: the group name. Default "".
     pub groupname: Text,
+    /// Required by apko: the numeric gid. Default "".
     pub gid: Text,
+    /// Optional: member user names. Default none.
     pub members: Vec<Text>,
 }
 
 /// Top-level `capabilities:`.
 #[derive(Clone, Debug, Default)]
 pub struct Capabilities {
+    /// Optional: capabilities added to the build container. Default none.
     pub add: Vec<Text>,
+    /// Optional: capabilities dropped from it. Default none.
     pub drop: Vec<Text>,
 }
 
 /// One pipeline step (in a recipe or in a `uses:` pipeline file).
+///
+/// Accepted and ignored: `retry` {attempts, backoff, initial-delay,
+/// max-delay} (melange re-runs a failed step; we run it once).
 #[derive(Clone, Debug, Default)]
 pub struct Pipeline {
     /// Optional: condition; the step is dropped when false.
@@ -284,6 +321,7 @@ pub struct Pipeline {
 /// A declared pipeline input.
 #[derive(Clone, Debug, Default)]
 pub struct Input {
+    /// Optional: what the input is for. Default "".
     pub description: Text,
     /// Optional: default value; may use substitutions. Default "".
     pub default: Option<Text>,
@@ -300,17 +338,29 @@ pub struct Subpackage {
     pub range: Option<Text>,
     /// Required: the subpackage name (may use `${{range.key}}`).
     pub name: Text,
+    /// Optional: steps that move files into the subpackage. Default none.
     pub pipeline: Vec<Pipeline>,
+    /// Optional: declared dependencies. Default none.
     pub dependencies: Dependencies,
+    /// Optional: package options. Default all false.
     pub options: PackageOptions,
+    /// Optional: install scripts. Default none.
     pub scriptlets: Scriptlets,
+    /// Optional: one-line description. Default "".
     pub description: Text,
+    /// Optional: homepage. Default the main package's.
     pub url: Text,
+    /// Optional: recipe commit. Default the main package's.
     pub commit: Text,
+    /// Optional: licensing. Default the main package's.
     pub copyright: Vec<Copyright>,
+    /// Optional: free-form annotations. Default none.
     pub annotations: TextMap,
+    /// Optional: `checks.disabled` linter names. Default none.
     pub checks_disabled: Vec<Text>,
+    /// Optional: file capabilities to set. Default none.
     pub setcap: Vec<SetCap>,
+    /// Optional: tests of this subpackage. Default none.
     pub test: Option<Test>,
     pub pos: Pos,
 }
@@ -318,24 +368,31 @@ pub struct Subpackage {
 /// One `data:` entry.
 #[derive(Clone, Debug, Default)]
 pub struct RangeData {
+    /// Optional (melange accepts it missing): the name `range` refers to. Default "".
     pub name: Text,
+    /// Optional: key → value items, iterated in byte order of the keys. Default none.
     pub items: TextMap,
 }
 
-/// `update:` block; only `enabled` matters for us, the rest is accepted as written.
+/// `update:` block; only `enabled` matters for us. The other keys
+/// (`manual`, `require-sequential`, `shared`, `version-separator`,
+/// `ignore-regex-patterns`, `release-monitor`, `github`, `git`, `oci`,
+/// `version_data`, `version-transform`, `exclude-reason`, `schedule`,
+/// `enable-prerelease-tags`) are checked by name and accepted as written.
 #[derive(Clone, Debug, Default)]
 pub struct Update {
+    /// Optional: automatic updates on. Default false.
     pub enabled: bool,
 }
 
 /// One `var-transforms:` entry.
 #[derive(Clone, Debug, Default)]
 pub struct VarTransformSpec {
-    /// Required: source text, usually `${{package.version}}`.
+    /// Optional (melange reads missing as ""): source text, usually `${{package.version}}`.
     pub from: Text,
-    /// Required: regular expression.
+    /// Optional (missing is ""): regular expression.
     pub match_: Text,
-    /// Required: replacement (`$1` refers to groups).
+    /// Optional (missing is ""): replacement (`$1` refers to groups).
     pub replace: Text,
     /// Required: the new variable's name (`vars.<to>`).
     pub to: Text,
@@ -355,7 +412,9 @@ pub struct BuildOption {
 /// `test:` block.
 #[derive(Clone, Debug, Default)]
 pub struct Test {
+    /// Optional: the test image (the package under test is added). Default empty.
     pub environment: Environment,
+    /// Optional: test steps. Default none.
     pub pipeline: Vec<Pipeline>,
     pub pos: Pos,
 }
@@ -656,12 +715,10 @@ pub fn decode_recipe(file: &str, root: &Node) -> Result<Recipe, RecipeError> {
             decode_subpackage(&dx, n)
         })?,
         data: dx.list_of(f.get("data"), "data", |n| {
+            // melange accepts an entry without `name` (no `range` can name it).
             let d = dx.fields(n, "data", &["name", "items"])?;
-            let Some(name) = d.get("name") else {
-                return Err(dx.err(n.pos, "`data` entry is missing `name`"));
-            };
             Ok(RangeData {
-                name: dx.text(name, "name")?,
+                name: dx.text_or_empty(&d, "name")?,
                 items: dx.text_map(d.get("items"), "items")?,
             })
         })?,
@@ -669,10 +726,10 @@ pub fn decode_recipe(file: &str, root: &Node) -> Result<Recipe, RecipeError> {
         vars: dx.text_map(f.get("vars"), "vars")?,
         var_transforms: dx.list_of(f.get("var-transforms"), "var-transforms", |n| {
             let v = dx.fields(n, "var-transforms", &["from", "match", "replace", "to"])?;
-            for key in ["from", "match", "replace", "to"] {
-                if v.get(key).is_none() {
-                    return Err(dx.err(n.pos, format!("`var-transforms` entry is missing `{key}`")));
-                }
+            // melange reads a missing `from`, `match` or `replace` as "";
+            // without `to` the result has no name to be used by.
+            if v.get("to").is_none() {
+                return Err(dx.err(n.pos, "`var-transforms` entry is missing `to`"));
             }
             Ok(VarTransformSpec {
                 from: dx.text_or_empty(&v, "from")?,
@@ -774,15 +831,18 @@ fn decode_fixed_map(
     dx.text_map(Some(node), what)
 }
 
-/// Epoch is an unsigned integer in melange; keep its decimal text.
+/// Epoch is a `uint64` in melange, read the way Go's yaml.v3 reads an
+/// integer into one: `_` separators dropped, `0x`/`0o`/`0b` prefixes and
+/// a bare leading `0` (octal, so `010` is 8) honoured, and a float such as
+/// `1.0` or `08` truncated. The normalised decimal text is kept.
 fn decode_epoch(dx: &Dx, node: Option<&Node>, parent: Pos) -> Result<Text, RecipeError> {
     let Some(node) = node.filter(|n| !n.is_null()) else {
         return Ok(Text::new("0", parent));
     };
     let t = dx.text(node, "epoch")?;
-    match t.value.parse::<u64>() {
-        Ok(n) if t.value.bytes().all(|b| b.is_ascii_digit()) => Ok(Text::new(n.to_string(), t.pos)),
-        _ => Err(dx.err(
+    match yaml_uint(&t.value) {
+        Some(n) => Ok(Text::new(n.to_string(), t.pos)),
+        None => Err(dx.err(
             t.pos,
             format!(
                 "`epoch` must be a non-negative integer, found `{}`",
@@ -790,6 +850,96 @@ fn decode_epoch(dx: &Dx, node: Option<&Node>, parent: Pos) -> Result<Text, Recip
             ),
         )),
     }
+}
+
+/// A scalar as yaml.v3 decodes it into a Go `uint64`, or `None` where
+/// yaml.v3 reports an error.
+pub fn yaml_uint(text: &str) -> Option<u64> {
+    let plain: String = text.chars().filter(|&c| c != '_').collect();
+    if let Some(n) = go_int(&plain) {
+        return Some(n);
+    }
+    // yaml.v3 reads anything shaped like a YAML float as one and Go
+    // converts it to the integer type by truncation.
+    if !is_yaml_float(&plain) {
+        return None;
+    }
+    let f: f64 = plain.parse().ok()?;
+    // 2^64 is the first float that does not fit.
+    (0.0..18_446_744_073_709_551_616.0)
+        .contains(&f)
+        .then_some(f as u64)
+}
+
+/// Go's `strconv.ParseInt`/`ParseUint` with base 0, limited to values a
+/// `uint64` holds (`-0` is 0).
+fn go_int(s: &str) -> Option<u64> {
+    let (negative, digits) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let (radix, body) = if lower.len() >= 3 && lower.starts_with("0x") {
+        (16, &lower[2..])
+    } else if lower.len() >= 3 && lower.starts_with("0o") {
+        (8, &lower[2..])
+    } else if lower.len() >= 3 && lower.starts_with("0b") {
+        (2, &lower[2..])
+    } else if let Some(rest) = lower.strip_prefix('0') {
+        (8, rest)
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let n = if body.is_empty() {
+        0
+    } else {
+        u64::from_str_radix(body, radix).ok()?
+    };
+    if negative && n != 0 {
+        return None;
+    }
+    Some(n)
+}
+
+/// yaml.v3's float shape: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 fn decode_checks(dx: &Dx, node: Option<&Node>) -> Result<Vec<Text>, RecipeError> {
@@ -939,6 +1089,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "volumes",
     "layering",
     "certificates",
+    "os-release",
 ];
 
 fn decode_environment(
@@ -967,7 +1118,9 @@ fn decode_environment(
                 "baseimage",
             ],
         )?;
-        for key in ["build_repositories", "repositories", "runtime_repositories"] {
+        // apko installs `runtime_repositories` into the image only; they
+        // are not used to fetch the build's packages.
+        for key in ["build_repositories", "repositories"] {
             env.repositories.extend(dx.list(cf.get(key), key)?);
         }
         env.keyring = dx.list(cf.get("keyring"), "keyring")?;
@@ -1305,6 +1458,135 @@ mod tests {
         assert!(r.package.options.no_provides && r.package.options.no_depends);
         let e = decode(&format!("{MIN}  options:\n    no-provides: maybe\n")).unwrap_err();
         assert!(e.message.contains("true or false"), "{e}");
+    }
+
+    #[test]
+    fn epoch_reads_like_yaml_v3_into_uint64() {
+        for (written, want) in [
+            ("0", "0"),
+            ("12", "12"),
+            ("007", "7"),
+            ("010", "8"),
+            ("08", "8"),
+            ("0x1f", "31"),
+            ("0o17", "15"),
+            ("0b101", "5"),
+            ("1_000", "1000"),
+            ("+5", "5"),
+            ("-0", "0"),
+            ("1.9", "1"),
+            ("2e1", "20"),
+            ("'3'", "3"),
+        ] {
+            let r = decode(&format!(
+                "package:\n  name: foo\n  version: 1\n  epoch: {written}\n"
+            ))
+            .unwrap_or_else(|e| panic!("{written}: {e}"));
+            assert_eq!(r.package.epoch.value, want, "{written}");
+        }
+        for bad in [
+            "-1",
+            "-0.5",
+            "abc",
+            "0x",
+            "1.2.3",
+            ".inf",
+            "18446744073709551616",
+        ] {
+            let e = decode(&format!(
+                "package:\n  name: foo\n  version: 1\n  epoch: {bad}\n"
+            ))
+            .unwrap_err();
+            assert!(e.message.contains("non-negative integer"), "{bad}: {e}");
+        }
+    }
+
+    /// A recipe using every key melange's schema (and apko's image
+    /// configuration) accepts, at every level, decodes.
+    const EVERY_KEY: &str = include_str!("../../tests/fixtures/recipes/every-key.yaml");
+
+    #[test]
+    fn every_key_melange_accepts_decodes() {
+        let r = decode(EVERY_KEY).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.package.name.value, "every-key");
+        assert_eq!(r.package.test_resources.len(), 4);
+        assert_eq!(r.package.resources.len(), 4);
+        assert_eq!(r.package.cpe.len(), 9);
+        assert_eq!(r.environment.packages.len(), 2);
+        // runtime_repositories are the image's, not the build's.
+        let repos: Vec<&str> = r
+            .environment
+            .repositories
+            .iter()
+            .map(Text::as_str)
+            .collect();
+        assert_eq!(
+            repos,
+            [
+                "https://build.example.com/os",
+                "https://packages.example.com/os"
+            ]
+        );
+        assert_eq!(r.environment.accounts.users[0].uid.value, "1000");
+        assert_eq!(r.data[0].items.len(), 3);
+        assert!(r.update.enabled);
+    }
+
+    /// Newly accepted keys still give a "did you mean" for a typo of them.
+    #[test]
+    fn typos_of_newly_accepted_keys_are_caught() {
+        for (place, typo, want) in [
+            (
+                "environment:\n  os-releese: {}\n",
+                "os-releese",
+                "os-release",
+            ),
+            (
+                "pipeline:\n  - runs: x\n    retyr: {attempts: 2}\n",
+                "retyr",
+                "retry",
+            ),
+            (
+                "pipeline:\n  - runs: x\n    retry: {atempts: 2}\n",
+                "atempts",
+                "attempts",
+            ),
+            ("  test-resource: {}\n", "test-resource", "test-resources"),
+            (
+                "environment:\n  contents:\n    runtime_repository: []\n",
+                "runtime_repository",
+                "runtime_repositories",
+            ),
+        ] {
+            let e = decode(&format!("{MIN}{place}")).unwrap_err();
+            assert!(
+                e.message.contains(&format!("unknown key `{typo}`"))
+                    && e.message.contains(&format!("did you mean `{want}`?")),
+                "{typo}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_without_name_and_partial_var_transforms_are_accepted() {
+        let r = decode(&format!(
+            "{MIN}data:\n  - items: {{a: b}}\nvar-transforms:\n  - from: x\n    to: y\n"
+        ))
+        .unwrap();
+        assert_eq!(r.data[0].name.value, "");
+        assert_eq!(r.var_transforms[0].match_.value, "");
+        let e = decode(&format!("{MIN}var-transforms:\n  - from: x\n")).unwrap_err();
+        assert!(e.message.contains("missing `to`"), "{e}");
+    }
+
+    #[test]
+    fn numbers_and_booleans_where_melange_types_them() {
+        let r = decode(&format!(
+            "{MIN}environment:\n  accounts:\n    users:\n      - {{username: u, uid: 1000, gid: 1000}}\n    groups:\n      - {{groupname: g, gid: 1000, members: [u]}}\npipeline:\n  - runs: x\n    assertions: {{required-steps: 1}}\n"
+        ))
+        .unwrap();
+        assert_eq!(r.environment.accounts.groups[0].gid.value, "1000");
+        assert_eq!(r.pipeline[0].required_steps.as_ref().unwrap().value, "1");
     }
 
     #[test]
