@@ -569,3 +569,21 @@ fn host_runner_builds_are_reproducible_too() {
         );
     }
 }
+
+#[test]
+fn debug_traces_every_command_of_every_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        tmp.path(),
+        "traced",
+        "package:\n  name: traced\n  version: 1.0.0\n  epoch: 0\n  description: t\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/traced\n      echo traced-marker > ${{targets.destdir}}/usr/share/traced/f\n",
+    );
+    let quiet = build(&recipe, &tmp.path().join("a"), &[]);
+    assert_ok(&quiet);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("+ echo traced-marker"));
+    let traced = build(&recipe, &tmp.path().join("b"), &["--debug"]);
+    assert_ok(&traced);
+    let err = String::from_utf8_lossy(&traced.stderr);
+    assert!(err.contains("+ echo traced-marker"), "{err}");
+    assert!(err.contains("build root"), "{err}");
+}

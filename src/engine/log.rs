@@ -109,6 +109,11 @@ impl BuildLog {
         }
     }
 
+    /// Whether `--debug` asked for tracing (steps then run with `set -x`).
+    pub fn is_debug(&self) -> bool {
+        self.verbosity == Verbosity::Debug
+    }
+
     pub fn debug(&self, msg: &str) {
         self.to_file(msg);
         if self.verbosity == Verbosity::Debug {

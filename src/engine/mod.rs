@@ -248,6 +248,19 @@ pub fn build_plan(
         base_env,
         timeout: None,
     };
+    log.debug(&format!(
+        "runner {} with build root {} (host {}); network {}",
+        match opts.runner {
+            RunnerKind::Bwrap => "bwrap",
+            RunnerKind::Host => "host",
+        },
+        config.build_root,
+        config.workspace.display(),
+        if config.network { "on" } else { "off" },
+    ));
+    for (host, guest) in &config.ro_binds {
+        log.debug(&format!("read-only mount {} at {guest}", host.display()));
+    }
     let runner = sandbox::new_runner(opts.runner, config)?;
 
     let result = steps::run_all_steps(

@@ -72,7 +72,11 @@ pub(super) fn run_all_steps(
             }
             let spec = StepSpec {
                 label: prefix.clone(),
-                script: fs_.step.runs.clone().unwrap_or_default(),
+                // --debug traces every command, as melange's --debug does.
+                script: match (log.is_debug(), fs_.step.runs.as_deref()) {
+                    (true, Some(body)) => format!("set -x\n{body}"),
+                    (_, body) => body.unwrap_or_default().to_string(),
+                },
                 workdir: fs_.step.working_directory.clone(),
                 env,
             };
