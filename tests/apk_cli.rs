@@ -20,10 +20,22 @@ fn s(p: &Path) -> &str {
 /// Build a small signed package `name-version.apk` in `out` whose one file
 /// holds `content` (so two builds of one version differ in `C:`).
 fn make_package(out: &Path, name: &str, version: &str, arch: &str, content: &str) -> PathBuf {
+    let key = SigningKey::load(&private_key()).unwrap();
+    make_signed_package(out, name, version, arch, content, &key)
+}
+
+/// `make_package` signed with `key`.
+fn make_signed_package(
+    out: &Path,
+    name: &str,
+    version: &str,
+    arch: &str,
+    content: &str,
+    key: &SigningKey,
+) -> PathBuf {
     let root = tempfile::tempdir().unwrap();
     fs::create_dir_all(root.path().join("usr/share").join(name)).unwrap();
     fs::write(root.path().join("usr/share").join(name).join("f"), content).unwrap();
-    let key = SigningKey::load(&private_key()).unwrap();
     let spec = PackageSpec {
         root: root.path().to_path_buf(),
         info: PkgInfo {
@@ -39,7 +51,7 @@ fn make_package(out: &Path, name: &str, version: &str, arch: &str, content: &str
         ..Default::default()
     };
     let sign = SignOptions {
-        key: Some(&key),
+        key: Some(key),
         legacy_sha1: false,
     };
     write_package(&spec, &sign, out).unwrap().path
@@ -126,6 +138,119 @@ fn index_merge_replaces_same_name_and_version() {
     // Without --merge the old records are gone.
     pkgbuild(d, &["index", "--signing-key", s(&key), s(&b)]).expect_code(0);
     assert_eq!(records(&idx).len(), 1);
+}
+
+#[test]
+fn index_with_keys_dir_refuses_packages_apk_would_not_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = private_key();
+    let trusted = make_package(d, "good", "1.0-r0", "x86_64", "g");
+    // Signed by a key the keys directory does not have.
+    let (stranger, _) = new_key(d, "stranger");
+    let stranger = SigningKey::load(&stranger).unwrap();
+    let untrusted = make_signed_package(d, "foreign", "1.0-r0", "x86_64", "f", &stranger);
+    // Signed by another key that bears the trusted key's name.
+    fs::create_dir(d.join("impostor")).unwrap();
+    let (impostor, _) = new_key(&d.join("impostor"), "test-5f3a");
+    let impostor = SigningKey::load(&impostor).unwrap();
+    let forged = make_signed_package(d, "forged", "1.0-r0", "x86_64", "x", &impostor);
+    let unsigned = {
+        let root = tempfile::tempdir().unwrap();
+        let spec = PackageSpec {
+            root: root.path().to_path_buf(),
+            info: PkgInfo {
+                name: "bare".into(),
+                version: "1.0-r0".into(),
+                arch: "x86_64".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        write_package(&spec, &SignOptions::default(), d)
+            .unwrap()
+            .path
+    };
+
+    let keys = keys_dir();
+    pkgbuild(
+        d,
+        &[
+            "index",
+            "--signing-key",
+            s(&key),
+            "--keys-dir",
+            s(&keys),
+            s(&trusted),
+        ],
+    )
+    .expect_code(0);
+    let idx = d.join("APKINDEX.tar.gz");
+    assert_eq!(records(&idx).len(), 1);
+    let before = fs::read(&idx).unwrap();
+
+    let run = pkgbuild(
+        d,
+        &[
+            "index",
+            "--merge",
+            "--signing-key",
+            s(&key),
+            "--keys-dir",
+            s(&keys),
+            s(&trusted),
+            s(&untrusted),
+            s(&forged),
+            s(&unsigned),
+        ],
+    );
+    run.expect_code(1);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    for (file, reason) in [
+        (
+            &untrusted,
+            "UNTRUSTED signature: no key for stranger.rsa.pub",
+        ),
+        (
+            &forged,
+            "BAD signature: .SIGN.RSA256.test-5f3a.rsa.pub does not verify",
+        ),
+        (&unsigned, "UNTRUSTED signature: the file is not signed"),
+    ] {
+        let want = format!("{}: {reason}", file.display());
+        assert!(
+            lines.iter().any(|l| l.starts_with(&want)),
+            "no `{want}` in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stderr.contains(&format!("{}:", trusted.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("3 of 4 package(s)"), "{}", run.stderr);
+    assert_eq!(fs::read(&idx).unwrap(), before, "the old index was changed");
+
+    // Without --keys-dir the same packages are indexed, as before.
+    pkgbuild(
+        d,
+        &[
+            "index",
+            "--signing-key",
+            s(&key),
+            s(&trusted),
+            s(&untrusted),
+            s(&forged),
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(records(&idx).len(), 3);
+
+    // A keys directory that does not exist is an input error.
+    let run = pkgbuild(d, &["index", "--keys-dir", s(&d.join("nope")), s(&trusted)]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
 
 #[test]

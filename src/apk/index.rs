@@ -65,6 +65,12 @@ impl IndexEntry {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::from_control(path, ctl)
+    }
+
+    /// Build a record from control members already read from `path`
+    /// (for callers that look at the signature first).
+    pub fn from_control(path: &Path, ctl: read::ApkControl) -> Result<Self, IndexError> {
         // apk2 identifies a package without datahash by control *and* data,
         // so a `C:` over the control member alone would not match it.
         if ctl.pkginfo.datahash.is_empty() {

@@ -77,7 +77,7 @@ pub fn verify_file(path: &Path, keys_dir: &Path) -> Result<(), VerifyError> {
 
 /// apk's rule: the first signature whose key file exists decides; we also
 /// accept a later one that verifies (key rotation lists several).
-fn check_signature(head: &Head, keys_dir: &Path) -> Result<(), VerifyError> {
+pub fn check_signature(head: &Head, keys_dir: &Path) -> Result<(), VerifyError> {
     if !head.signed {
         return Err(VerifyError::Unsigned);
     }

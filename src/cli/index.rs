@@ -1,15 +1,22 @@
 //! `pkgbuild index`: write a signed `APKINDEX.tar.gz` for a set of
 //! packages, reading only their signature and control members (in
 //! parallel), optionally merging into an existing index.
+//!
+//! With `--keys-dir`, every package's signature must verify against a key
+//! there, as `apk index` demands; one that does not is named with the
+//! reason and nothing is written, so a repository never indexes a package
+//! its users' apk would refuse.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use rayon::prelude::*;
 
-use crate::apk::index::{Index, IndexEntry, MAX_DESCRIPTION_LEN};
+use crate::apk::index::{Index, IndexEntry, IndexError, MAX_DESCRIPTION_LEN};
+use crate::apk::read;
 use crate::apk::sign::SigningKey;
+use crate::apk::verify::{self, VerifyError};
 use crate::cli::input_error;
 
 #[derive(clap::Args, Debug)]
@@ -29,6 +36,10 @@ pub struct Args {
     /// Repository description (at most 160 bytes).
     #[arg(short = 'd', long)]
     pub description: Option<String>,
+    /// Refuse (and write nothing) unless every package's signature verifies
+    /// against a public key in DIR, as `apk index` does.
+    #[arg(long, value_name = "DIR")]
+    pub keys_dir: Option<PathBuf>,
     /// Packages to index.
     #[arg(required = true)]
     pub packages: Vec<PathBuf>,
@@ -58,11 +69,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(SigningKey::load)
         .transpose()
         .map_err(input_error)?;
-    let entries = args
+    if let Some(dir) = &args.keys_dir {
+        if !dir.is_dir() {
+            return Err(input_error(VerifyError::NoKeysDir(dir.clone())));
+        }
+    }
+    let results: Vec<Result<IndexEntry, Refused>> = args
         .packages
         .par_iter()
-        .map(|p| IndexEntry::from_package(p))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|p| index_entry(p, args.keys_dir.as_deref()))
+        .collect();
+    let mut entries = Vec::with_capacity(results.len());
+    let mut untrusted = 0usize;
+    for (path, result) in args.packages.iter().zip(results) {
+        match result {
+            Ok(e) => entries.push(e),
+            Err(Refused::Signature(e)) => {
+                eprintln!("{}: {e}", path.display());
+                untrusted += 1;
+            }
+            Err(Refused::Unreadable(e)) => return Err(e.into()),
+        }
+    }
+    if untrusted > 0 {
+        eprintln!(
+            "{untrusted} of {} package(s) failed the signature check; {} not written",
+            args.packages.len(),
+            args.output.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let mut index = if args.merge && args.output.exists() {
         Index::read(&args.output).context("reading the index to merge into")?
     } else {
@@ -83,4 +119,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("Index has {} packages", index.entries.len());
     println!("{}", args.output.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a package was left out of the index.
+enum Refused {
+    /// Its signature does not verify against `--keys-dir`.
+    Signature(VerifyError),
+    Unreadable(IndexError),
+}
+
+/// The package's index record, after checking its signature when a keys
+/// directory is given (the head is read once for both).
+fn index_entry(path: &Path, keys_dir: Option<&Path>) -> Result<IndexEntry, Refused> {
+    let unreadable = |source| {
+        Refused::Unreadable(IndexError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let Some(keys_dir) = keys_dir else {
+        return IndexEntry::from_package(path).map_err(Refused::Unreadable);
+    };
+    let (head, size) = read::read_head_file(path).map_err(unreadable)?;
+    verify::check_signature(&head, keys_dir).map_err(Refused::Signature)?;
+    let ctl = read::control_from_head(head, size).map_err(unreadable)?;
+    IndexEntry::from_control(path, ctl).map_err(Refused::Unreadable)
 }
