@@ -1,7 +1,8 @@
 //! Linters through the real binary: `checks.disabled` switches a linter off
 //! for that one package during `pkgbuild build`, a required finding fails
 //! the build naming the file and leaves the repository alone, and
-//! `pkgbuild lint` runs the same linters on finished `.apk` files.
+//! `pkgbuild lint` runs the same linters on finished `.apk` files, keeping
+//! off those the package's embedded recipe turned off.
 
 mod util;
 
@@ -81,10 +82,13 @@ fn required_finding_fails_the_build_naming_the_file_and_keeps_the_repository() {
 }
 
 #[test]
-fn checks_disabled_turns_a_linter_off_and_lint_finds_it_again_in_the_apk() {
+fn lint_honours_the_checks_disabled_each_package_carries() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("repo");
-    let recipe = tainted(tmp.path(), MAIN_OFF, SUB_OFF);
+    // The main package turns off one more linter than its subpackage, so
+    // each package must be found by its own name in the embedded recipe.
+    let main_off = "  checks:\n    disabled:\n      - tempdir\n      - opt";
+    let recipe = tainted(tmp.path(), main_off, SUB_OFF);
     let res = build(&recipe, &out, &[]);
     assert_ok(&res);
     // The warning-level linter still ran and was reported.
@@ -96,11 +100,30 @@ fn checks_disabled_turns_a_linter_off_and_lint_finds_it_again_in_the_apk() {
 
     let main = apk(&out, "tainted-1.0.0-r0.apk");
     let extra = apk(&out, "tainted-extra-1.0.0-r0.apk");
-    let res = pkgbuild(&["lint".as_ref(), main.as_os_str(), extra.as_os_str()]);
-    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
-    let text = stdout(&res);
     let m = main.display();
     let x = extra.display();
+    let res = pkgbuild(&["lint".as_ref(), main.as_os_str(), extra.as_os_str()]);
+    assert_ok(&res);
+    assert_eq!(
+        stdout(&res),
+        format!(
+            "{m}: disabled by the package: tempdir, opt\n\
+             {m}: [libtool] warning: libtool archive (.la) (usr/lib/libt.la)\n\
+             {x}: disabled by the package: tempdir\n\
+             {x}: OK\n"
+        )
+    );
+
+    // The audit flag runs them anyway and finds what they let through.
+    let res = pkgbuild(&[
+        "lint".as_ref(),
+        "--ignore-package-checks".as_ref(),
+        main.as_os_str(),
+        extra.as_os_str(),
+    ]);
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    let text = stdout(&res);
+    assert!(!text.contains("disabled by the package"), "{text}");
     for line in [
         format!("{m}: [libtool] warning: libtool archive (.la) (usr/lib/libt.la)"),
         format!("{m}: [tempdir] required: package writes to a temporary directory (tmp/leftover)"),
@@ -115,6 +138,7 @@ fn checks_disabled_turns_a_linter_off_and_lint_finds_it_again_in_the_apk() {
     // --disable is honoured on packages too; warnings alone pass.
     let res = pkgbuild(&[
         "lint".as_ref(),
+        "--ignore-package-checks".as_ref(),
         "--disable".as_ref(),
         "tempdir".as_ref(),
         main.as_os_str(),
@@ -123,6 +147,68 @@ fn checks_disabled_turns_a_linter_off_and_lint_finds_it_again_in_the_apk() {
     let text = stdout(&res);
     assert!(text.contains("[libtool] warning"), "{text}");
     assert!(!text.contains("[tempdir]"), "{text}");
+}
+
+/// A package written with the library, shipping `tmp/leftover`, with
+/// `embedded` as its `.melange.yaml` when given.
+fn debris_package(dir: &Path, name: &str, embedded: Option<&str>) -> PathBuf {
+    use pkgbuild::apk::package::{write_package, PackageSpec, SignOptions};
+    use pkgbuild::apk::pkginfo::PkgInfo;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("tmp")).unwrap();
+    std::fs::write(root.path().join("tmp/leftover"), "x").unwrap();
+    let spec = PackageSpec {
+        root: root.path().to_path_buf(),
+        info: PkgInfo {
+            name: name.into(),
+            version: "1.0-r0".into(),
+            arch: "noarch".into(),
+            ..Default::default()
+        },
+        control_extra: embedded
+            .map(|y| vec![(".melange.yaml".to_string(), y.as_bytes().to_vec())])
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    write_package(&spec, &SignOptions::default(), dir)
+        .unwrap()
+        .path
+}
+
+#[test]
+fn packages_without_a_usable_embedded_recipe_get_every_linter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let off = "package:\n  name: NAME\n  version: 1.0\n  checks:\n    disabled: [tempdir]\n";
+    for (name, embedded) in [
+        ("plain", None),
+        ("garbled", Some("package: [\n".to_string())),
+        // A recipe for another package turns nothing off for this one.
+        ("stranger", Some(off.replace("NAME", "someone-else"))),
+    ] {
+        let pkg = debris_package(d, name, embedded.as_deref());
+        let res = pkgbuild(&["lint".as_ref(), pkg.as_os_str()]);
+        assert_eq!(res.status.code(), Some(1), "{name}: {}", show(&res));
+        assert_eq!(
+            stdout(&res),
+            format!(
+                "{}: [tempdir] required: package writes to a temporary directory (tmp/leftover)\n",
+                pkg.display()
+            ),
+            "{name}"
+        );
+    }
+    // The same package with its own recipe's switch passes.
+    let pkg = debris_package(d, "owned", Some(&off.replace("NAME", "owned")));
+    let res = pkgbuild(&["lint".as_ref(), pkg.as_os_str()]);
+    assert_ok(&res);
+    assert_eq!(
+        stdout(&res),
+        format!(
+            "{0}: disabled by the package: tempdir\n{0}: OK\n",
+            pkg.display()
+        )
+    );
 }
 
 #[test]
@@ -136,7 +222,12 @@ fn lint_sees_device_nodes_and_fifos_that_extraction_skips() {
     );
     assert_ok(&build(&recipe, &out, &[]));
     let pkg = apk(&out, "fifo-1.0.0-r0.apk");
-    let res = pkgbuild(&["lint".as_ref(), pkg.as_os_str()]);
+    // The package turned `dev` off; the audit flag runs it anyway.
+    let res = pkgbuild(&[
+        "lint".as_ref(),
+        "--ignore-package-checks".as_ref(),
+        pkg.as_os_str(),
+    ]);
     assert_eq!(res.status.code(), Some(1), "{}", show(&res));
     assert!(
         stdout(&res).contains(&format!(
@@ -249,7 +340,11 @@ pipeline:
     );
     assert_ok(&build(&recipe, &out, &[]));
     let pkg = apk(&out, "perms-1.0.0-r0.apk");
-    let res = pkgbuild(&["lint".as_ref(), pkg.as_os_str()]);
+    let res = pkgbuild(&[
+        "lint".as_ref(),
+        "--ignore-package-checks".as_ref(),
+        pkg.as_os_str(),
+    ]);
     assert_eq!(res.status.code(), Some(1), "{}", show(&res));
     let text = stdout(&res);
     let p = pkg.display();

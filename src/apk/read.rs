@@ -1032,6 +1032,34 @@ pub fn control_from_head(head: Head, file_size: u64) -> Result<ApkControl> {
     })
 }
 
+/// The content of the regular file `name` in a control member's tar
+/// (`Head::tar`), for the dotfiles `read_control` skips such as
+/// `.melange.yaml`. `None` when the member has no such entry.
+pub fn control_file(tar: &[u8], name: &str, max_len: u64) -> Result<Option<Vec<u8>>> {
+    let mut t = TarReader::new(tar, Part::Control, MAX_CONTROL_ENTRIES);
+    loop {
+        let h = match t.next()? {
+            TarItem::Entry(h) => h,
+            TarItem::End | TarItem::EndOfArchive => return Ok(None),
+        };
+        if h.name != name {
+            continue;
+        }
+        let unexpected = |why| ReadError::UnexpectedEntry {
+            part: Part::Control,
+            name: h.name.clone(),
+            why,
+        };
+        if !matches!(h.typeflag, b'0' | b'\0') {
+            return Err(unexpected("must be a regular file"));
+        }
+        if h.size > max_len {
+            return Err(unexpected("larger than its size cap"));
+        }
+        return t.content_to_vec().map(Some);
+    }
+}
+
 /// The two entries of an index member (apk-format.md §4.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexTar {
@@ -1450,6 +1478,33 @@ mod tests {
 
     fn hello() -> PathBuf {
         crate::testdata().join("apk-tools-accepted/repo/x86_64/hello-1.0-r0.apk")
+    }
+
+    #[test]
+    fn control_file_returns_a_skipped_dotfile_within_its_cap() {
+        use crate::apk::package::{write_package, PackageSpec, SignOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let spec = PackageSpec {
+            root: dir.path().join("root"),
+            info: PkgInfo {
+                name: "p".into(),
+                version: "1-r0".into(),
+                ..Default::default()
+            },
+            control_extra: vec![(".melange.yaml".into(), b"package: {}\n".to_vec())],
+            ..Default::default()
+        };
+        std::fs::create_dir(&spec.root).unwrap();
+        let pkg = write_package(&spec, &SignOptions::default(), dir.path())
+            .unwrap()
+            .path;
+        let (head, _) = read_head_file(&pkg).unwrap();
+        let got = control_file(&head.tar, ".melange.yaml", 100).unwrap();
+        assert_eq!(got.as_deref(), Some(&b"package: {}\n"[..]));
+        assert!(control_file(&head.tar, ".melange.yaml", 4).is_err());
+        assert_eq!(control_file(&head.tar, ".absent", 100).unwrap(), None);
+        let (head, _) = read_head_file(&hello()).unwrap();
+        assert_eq!(control_file(&head.tar, ".melange.yaml", 100).unwrap(), None);
     }
 
     #[test]

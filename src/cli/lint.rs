@@ -6,6 +6,9 @@
 //! magic, whatever its name) is unpacked into a temporary directory and the
 //! package linters run on it, one stdout line per finding:
 //! `FILE: [linter] level: message (path)`, or `FILE: OK` when there is none.
+//! Linters the package's embedded recipe turned off (its `checks.disabled`)
+//! stay off, named on one line first: `FILE: disabled by the package: ...`
+//! (`--ignore-package-checks` runs them anyway).
 //!
 //! Exit code: 2 if any recipe failed to compile, else 1 if any package has
 //! a required-level finding or cannot be read, else 0 (warnings alone pass).
@@ -26,9 +29,14 @@ pub struct Args {
     /// Recipe YAML files and/or .apk packages to check.
     #[arg(required_unless_present = "list")]
     pub files: Vec<PathBuf>,
-    /// Turn a package linter off (repeatable; see --list).
+    /// Turn a package linter off (repeatable; see --list), in addition to
+    /// those a package's embedded recipe turns off for it.
     #[arg(long = "disable", value_name = "LINTER")]
     pub disable: Vec<String>,
+    /// Run the linters a package's embedded recipe turned off, too (an audit
+    /// of what `checks.disabled` let through).
+    #[arg(long)]
+    pub ignore_package_checks: bool,
     /// List the package linters with their level and exit.
     #[arg(long)]
     pub list: bool,
@@ -56,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut packages_failed = 0usize;
     for f in &args.files {
         if is_package(f) {
-            if !lint_package(f, &args.disable) {
+            if !lint_package(f, &args.disable, !args.ignore_package_checks) {
                 packages_failed += 1;
             }
             continue;
@@ -103,15 +111,21 @@ fn is_package(path: &Path) -> bool {
 }
 
 /// Prints the package's findings; false when it must fail the run.
-fn lint_package(path: &Path, disabled: &[String]) -> bool {
+fn lint_package(path: &Path, disabled: &[String], package_checks: bool) -> bool {
     let file = path.display();
-    let result = match apk_lint::lint_apk(path, disabled) {
+    let result = match apk_lint::lint_apk(path, disabled, package_checks) {
         Ok(r) => r,
         Err(e) => {
             println!("{file}: error: {e}");
             return false;
         }
     };
+    if !result.package_disabled.is_empty() {
+        println!(
+            "{file}: disabled by the package: {}",
+            result.package_disabled.join(", ")
+        );
+    }
     if result.findings.is_empty() {
         println!("{file}: OK");
     }

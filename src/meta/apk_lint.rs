@@ -8,6 +8,15 @@
 //! not create device nodes and fifos; each gets an empty regular file in its
 //! place (mode 0644, so it trips path-based linters such as `dev` and
 //! `tempdir` but not the permission ones), which is all a linter looks at.
+//!
+//! A package pkgbuild (or melange) built carries its compiled recipe as
+//! `.melange.yaml` in the control member; the linters that recipe turned
+//! off for this package (`checks.disabled` of the package or subpackage of
+//! that name) stay off here too, so a package that passed its build passes
+//! `lint`. Packages from other tools have no such file and get every
+//! linter; an embedded recipe that is too large or does not parse is
+//! ignored the same way (it is untrusted input, and only ever turns
+//! linters off for its own package).
 
 use std::fs;
 use std::io;
@@ -15,6 +24,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::apk::read::{self, DataEntry, EntryKind, ReadError};
+use crate::recipe::yaml::{self, Node, Value};
+use crate::recipe::MAX_FILE_BYTES;
 
 use super::lint::{self, Finding, LintContext};
 
@@ -25,6 +36,8 @@ pub struct ApkLint {
     pub name: String,
     /// `arch` from the package's `.PKGINFO`.
     pub arch: String,
+    /// Linters the package's embedded recipe turned off for it, as written.
+    pub package_disabled: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -41,9 +54,25 @@ pub enum ApkLintError {
     Lint(io::Error),
 }
 
-/// Unpacks the package at `path` and runs every linter not in `disabled`.
-pub fn lint_apk(path: &Path, disabled: &[String]) -> Result<ApkLint, ApkLintError> {
-    let control = read::read_control(path)?;
+/// Unpacks the package at `path` and runs every linter not in `disabled`
+/// and, with `package_checks`, not turned off by the package's own
+/// embedded recipe.
+pub fn lint_apk(
+    path: &Path,
+    disabled: &[String],
+    package_checks: bool,
+) -> Result<ApkLint, ApkLintError> {
+    let (head, size) = read::read_head_file(path)?;
+    let recipe = package_checks
+        .then(|| read::control_file(&head.tar, EMBEDDED_RECIPE, MAX_FILE_BYTES).ok())
+        .flatten()
+        .flatten();
+    let control = read::control_from_head(head, size)?;
+    let package_disabled = recipe
+        .and_then(|r| checks_disabled(&r, &control.pkginfo.name))
+        .unwrap_or_default();
+    let mut all_disabled = disabled.to_vec();
+    all_disabled.extend(package_disabled.iter().cloned());
     let dir = tempfile::Builder::new()
         .prefix("pkgbuild-lint-")
         .tempdir()
@@ -60,7 +89,7 @@ pub fn lint_apk(path: &Path, disabled: &[String]) -> Result<ApkLint, ApkLintErro
         dir.path(),
         &LintContext {
             package_name: &info.name,
-            disabled,
+            disabled: &all_disabled,
             arch: &info.arch,
         },
     )
@@ -68,8 +97,45 @@ pub fn lint_apk(path: &Path, disabled: &[String]) -> Result<ApkLint, ApkLintErro
     Ok(ApkLint {
         name: info.name,
         arch: info.arch,
+        package_disabled,
         findings,
     })
+}
+
+/// The control file holding the compiled recipe (see `plan::emit`).
+const EMBEDDED_RECIPE: &str = ".melange.yaml";
+
+/// `checks.disabled` of the package or subpackage called `name` in a
+/// melange-schema recipe; `None` when the text is not such a recipe or
+/// does not describe `name`. Read leniently, key by key, so a recipe from
+/// another melange-compatible tool with keys we do not know still counts.
+fn checks_disabled(recipe: &[u8], name: &str) -> Option<Vec<String>> {
+    let root = yaml::parse(std::str::from_utf8(recipe).ok()?).ok()?;
+    let main = root.get("package");
+    let subs = match root.get("subpackages").map(|n| &n.value) {
+        Some(Value::Seq(items)) => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    let package = main
+        .into_iter()
+        .chain(subs)
+        .find(|p| p.get("name").and_then(scalar) == Some(name))?;
+    let list = match package
+        .get("checks")
+        .and_then(|c| c.get("disabled"))
+        .map(|d| &d.value)
+    {
+        Some(Value::Seq(items)) => items,
+        _ => return Some(Vec::new()),
+    };
+    Some(list.iter().filter_map(scalar).map(str::to_string).collect())
+}
+
+fn scalar(n: &Node) -> Option<&str> {
+    match &n.value {
+        Value::Scalar { text, .. } => Some(text),
+        _ => None,
+    }
 }
 
 fn is_special(e: &DataEntry) -> bool {
@@ -137,6 +203,21 @@ mod tests {
             checksum: None,
             xattrs: Vec::new(),
             device: None,
+        }
+    }
+
+    #[test]
+    fn checks_disabled_finds_the_package_or_subpackage_by_name() {
+        let recipe =
+            b"package:\n  name: foo\n  version: 1\n  checks:\n    disabled: [tempdir, opt]\n\
+subpackages:\n  - name: foo-dev\n    checks:\n      disabled:\n        - dev\n  - name: foo-doc\n";
+        let get = |n| checks_disabled(recipe, n);
+        assert_eq!(get("foo").unwrap(), ["tempdir", "opt"]);
+        assert_eq!(get("foo-dev").unwrap(), ["dev"]);
+        assert_eq!(get("foo-doc").unwrap(), Vec::<String>::new());
+        assert_eq!(get("bar"), None);
+        for junk in [&b"\xff\xfe"[..], b"package: [", b"- a list\n", b""] {
+            assert_eq!(checks_disabled(junk, "foo"), None);
         }
     }
 
