@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use crate::apk::index::{Index, IndexEntry};
 use crate::apk::sign::SigningKey;
+use crate::lockdir::LockedDir;
+
+/// Prefix of the staging directories inside an architecture directory.
+pub const STAGING_PREFIX: &str = ".pkgbuild-staging-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -62,12 +66,12 @@ impl Repo {
     }
 
     /// A private directory on the same file system, where packages are
-    /// written before being published with a rename.
-    pub fn staging_dir(&self) -> Result<tempfile::TempDir, RepoError> {
+    /// written before being published with a rename. Staging directories
+    /// of builds that were killed are removed first (see [`LockedDir`]);
+    /// being dot-directories, they are never indexed meanwhile.
+    pub fn staging_dir(&self) -> Result<LockedDir, RepoError> {
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir, "cannot create repository"))?;
-        tempfile::Builder::new()
-            .prefix(".pkgbuild-staging-")
-            .tempdir_in(&self.dir)
+        LockedDir::create(&self.dir, STAGING_PREFIX)
             .map_err(io_err(&self.dir, "cannot create staging directory"))
     }
 
@@ -184,5 +188,42 @@ impl Repo {
                 source: e.into(),
             })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reindex_reads_only_visible_package_files() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = Repo::new(root.path(), "x86_64");
+        fs::create_dir_all(repo.dir().join(".pkgbuild-staging-x")).unwrap();
+        fs::create_dir_all(repo.dir().join("dir.apk")).unwrap();
+        let hello = crate::testdata().join("apk-tools-accepted/repo/x86_64/hello-1.0-r0.apk");
+        fs::copy(&hello, repo.dir().join("hello-1.0-r0.apk")).unwrap();
+        // Garbage where a package would be: reading any of it would fail.
+        for junk in [".pkgbuild-staging-x/junk-1.0-r0.apk", ".hidden-1.0-r0.apk"] {
+            fs::write(repo.dir().join(junk), "not a package").unwrap();
+        }
+        repo.reindex(&[], None, None).unwrap();
+        let index = Index::read(&repo.index_path()).unwrap();
+        let names: Vec<_> = index.entries.iter().map(|e| &e.info.name).collect();
+        assert_eq!(names, ["hello"]);
+    }
+
+    #[test]
+    fn staging_removes_what_a_killed_build_left_and_keeps_a_live_one() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = Repo::new(root.path(), "x86_64");
+        let dead = repo.dir().join(".pkgbuild-staging-dead");
+        fs::create_dir_all(&dead).unwrap();
+        fs::write(dead.join(crate::lockdir::LOCK_FILE), "").unwrap();
+        fs::write(dead.join("p-1-r0.apk"), "half written").unwrap();
+        let live = repo.staging_dir().unwrap();
+        assert!(!dead.exists());
+        let second = repo.staging_dir().unwrap();
+        assert!(live.path().is_dir() && second.path().is_dir());
     }
 }

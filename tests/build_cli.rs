@@ -507,7 +507,6 @@ fn concurrent_builds_into_one_repository_keep_every_package() {
 
 #[test]
 fn a_killed_build_leaves_the_repository_exactly_as_it_was() {
-    use std::io::BufRead;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("repo");
     assert_ok(&build(&example_recipe(), &out, &[]));
@@ -517,30 +516,7 @@ fn a_killed_build_leaves_the_repository_exactly_as_it_was() {
         "slow",
         "package:\n  name: slow\n  version: 1.0.0\n  epoch: 0\n  description: s\npipeline:\n  - name: wait\n    runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/slow\n      echo started\n      sleep 60\n",
     );
-    let home = out.with_extension("home");
-    let mut child = Command::new(bin())
-        .arg("build")
-        .arg(&recipe)
-        .arg("--out-dir")
-        .arg(&out)
-        .arg("--signing-key")
-        .arg(test_key())
-        .arg("--cache-dir")
-        .arg(home.join("cache"))
-        .env("HOME", &home)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    for line in std::io::BufReader::new(stderr).lines() {
-        if line.unwrap().contains("started") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when_printed(build_command(&recipe, &out, &[]), "started");
     assert_eq!(
         snapshot(&out.join(arch())),
         before,

@@ -4,6 +4,10 @@
 //!
 //! The copy never follows symlinks (a link is copied as a link), so a
 //! hostile source tree cannot pull host files into a package.
+//!
+//! The scratch directory (`$TMPDIR/pkgbuild-ws-*`) is a [`LockedDir`]: a
+//! build killed with SIGKILL leaves it behind, and the next build removes
+//! it once nobody holds its lock.
 
 use std::fs;
 use std::io;
@@ -14,6 +18,7 @@ use anyhow::{bail, Context};
 use regex::Regex;
 
 use super::BuildLog;
+use crate::lockdir::LockedDir;
 
 /// Where a build happens on the host.
 ///
@@ -25,7 +30,7 @@ use super::BuildLog;
 /// locked for the duration of the build, which keeps host builds
 /// reproducible on one machine.
 pub struct Workspace {
-    scratch: tempfile::TempDir,
+    scratch: LockedDir,
     build_dir: PathBuf,
     fixed: Option<(PathBuf, fs::File)>,
 }
@@ -121,7 +126,7 @@ impl Workspace {
     pub fn finish(self, keep: bool, log: &BuildLog) {
         if keep {
             log.info(&format!("workspace kept at {}", self.build_dir.display()));
-            let _ = self.scratch.keep();
+            self.scratch.keep();
             return;
         }
         if let Some((dir, _lock)) = &self.fixed {
@@ -131,11 +136,13 @@ impl Workspace {
     }
 }
 
-fn scratch() -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("pkgbuild-ws-")
-        .tempdir()
-        .context("cannot create workspace")
+/// Prefix of every scratch directory in `$TMPDIR`.
+pub const SCRATCH_PREFIX: &str = "pkgbuild-ws-";
+
+fn scratch() -> anyhow::Result<LockedDir> {
+    let tmp = std::env::temp_dir();
+    LockedDir::create(&tmp, SCRATCH_PREFIX)
+        .with_context(|| format!("{}: cannot create workspace", tmp.display()))
 }
 
 /// `$TMPDIR/pkgbuild-host-<uid>`: the parent of every fixed build directory.

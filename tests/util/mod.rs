@@ -47,6 +47,30 @@ pub fn test_key() -> &'static Path {
 /// Run `pkgbuild build` with a fixed epoch, the test key and an isolated
 /// HOME/cache; returns the process output.
 pub fn build(recipe: &Path, out_dir: &Path, extra: &[&str]) -> Output {
+    build_command(recipe, out_dir, extra).output().unwrap()
+}
+
+/// Start `cmd` and SIGKILL it once a line of its stderr contains `marker`
+/// (or its stderr ends); waits for it to be gone.
+pub fn kill_when_printed(mut cmd: Command, marker: &str) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for line in std::io::BufReader::new(stderr).lines() {
+        if line.unwrap().contains(marker) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The command `build` runs, to add to or start otherwise.
+pub fn build_command(recipe: &Path, out_dir: &Path, extra: &[&str]) -> Command {
     let home = out_dir.with_extension("home");
     std::fs::create_dir_all(&home).unwrap();
     let mut cmd = Command::new(bin());
@@ -61,7 +85,7 @@ pub fn build(recipe: &Path, out_dir: &Path, extra: &[&str]) -> Output {
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .env("HOME", &home)
         .args(extra);
-    cmd.output().unwrap()
+    cmd
 }
 
 pub fn show(out: &Output) -> String {
