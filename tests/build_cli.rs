@@ -563,3 +563,19 @@ fn debug_traces_every_command_of_every_step() {
     assert!(err.contains("+ echo traced-marker"), "{err}");
     assert!(err.contains("build root"), "{err}");
 }
+
+#[test]
+fn a_source_directory_that_holds_the_temp_directory_is_not_copied_into_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        tmp.path(),
+        "nested",
+        "package:\n  name: nested\n  version: 1.0.0\n  epoch: 0\n  description: n\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/nested\n      test -f nested.yaml && echo ok > ${{targets.destdir}}/usr/share/nested/f\n",
+    );
+    // TMPDIR inside the recipe's folder (the default source directory).
+    let inner_tmp = tmp.path().join("tmp");
+    fs::create_dir_all(&inner_tmp).unwrap();
+    let mut cmd = build_command(&recipe, &tmp.path().join("repo"), &["--runner", "host"]);
+    let res = cmd.env("TMPDIR", &inner_tmp).output().unwrap();
+    assert_ok(&res);
+}

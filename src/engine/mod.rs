@@ -224,7 +224,14 @@ pub fn build_plan(
         .clone()
         .unwrap_or_else(|| default_source_dir(&opts.recipe, &main.name));
     if src_dir.is_dir() {
-        let mut exclude = vec![opts.out_dir.clone(), opts.cache_dir.clone()];
+        // The workspace itself may lie inside the source directory (a
+        // recipe folder that holds $TMPDIR): never copy it into itself.
+        let mut exclude = vec![
+            opts.out_dir.clone(),
+            opts.cache_dir.clone(),
+            ws_dir.clone(),
+            workspace.scratch().to_path_buf(),
+        ];
         exclude.extend(opts.env_file.clone());
         workspace::copy_source(&src_dir, &ws_dir, &exclude).with_context(|| {
             format!("{}: cannot copy sources into workspace", src_dir.display())
