@@ -11,5 +11,6 @@ pub mod read;
 pub mod resign;
 pub mod sign;
 pub mod tar;
+mod untar;
 pub mod verify;
 pub mod version;
