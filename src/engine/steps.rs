@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use super::{buildenv, sources, BuildError, BuildLog};
 use crate::plan::{Plan, Step};
-use crate::sandbox::{self, StepSpec};
+use crate::sandbox::{self, StepOutcome, StepSpec};
 
 /// A step flattened out of the plan's tree, with the environment added by
 /// host-side source preparation.
-struct FlatStep<'a> {
-    label: String,
-    step: &'a Step,
-    extra_env: BTreeMap<String, String>,
+pub(crate) struct FlatStep<'a> {
+    pub label: String,
+    pub step: &'a Step,
+    pub extra_env: BTreeMap<String, String>,
 }
 
 pub(crate) fn step_name(step: &Step, index: usize) -> String {
@@ -24,30 +24,78 @@ pub(crate) fn step_name(step: &Step, index: usize) -> String {
         .unwrap_or_else(|| format!("step {}", index + 1))
 }
 
-fn flatten<'a>(
+/// The steps that run, depth first, each labelled `<prefix>/<name>` (a
+/// `uses:` step's inlined steps under its own label); `extra` gives the
+/// variables a step (and everything nested in it) gets on top of its own.
+pub(crate) fn flatten<'a>(
     steps: &'a [Step],
     prefix: &str,
-    prepared: &sources::Prepared,
-    inherited: &BTreeMap<String, String>,
-    out: &mut Vec<FlatStep<'a>>,
-) {
-    for (i, step) in steps.iter().enumerate() {
-        let label = if prefix.is_empty() {
-            step_name(step, i)
-        } else {
-            format!("{prefix}/{}", step_name(step, i))
-        };
-        let mut env = inherited.clone();
-        env.extend(prepared.env_for(step));
-        if step.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
-            out.push(FlatStep {
-                label: label.clone(),
-                step,
-                extra_env: env.clone(),
-            });
+    extra: &dyn Fn(&Step) -> BTreeMap<String, String>,
+) -> Vec<FlatStep<'a>> {
+    fn go<'a>(
+        steps: &'a [Step],
+        prefix: &str,
+        extra: &dyn Fn(&Step) -> BTreeMap<String, String>,
+        inherited: &BTreeMap<String, String>,
+        out: &mut Vec<FlatStep<'a>>,
+    ) {
+        for (i, step) in steps.iter().enumerate() {
+            let label = if prefix.is_empty() {
+                step_name(step, i)
+            } else {
+                format!("{prefix}/{}", step_name(step, i))
+            };
+            let mut env = inherited.clone();
+            env.extend(extra(step));
+            if step.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
+                out.push(FlatStep {
+                    label: label.clone(),
+                    step,
+                    extra_env: env.clone(),
+                });
+            }
+            go(&step.pipeline, &label, extra, &env, out);
         }
-        flatten(&step.pipeline, &label, prepared, &env, out);
     }
+    let mut out = Vec::new();
+    go(steps, prefix, extra, &BTreeMap::new(), &mut out);
+    out
+}
+
+/// The shell text of a step; `trace` (`--debug`) adds `set -x`, as
+/// melange's --debug does.
+pub(crate) fn script(step: &Step, trace: bool) -> String {
+    let body = step.runs.as_deref().unwrap_or_default();
+    if trace {
+        format!("set -x\n{body}")
+    } else {
+        body.to_string()
+    }
+}
+
+/// The error for a step that did not succeed: its status and the last
+/// lines it printed. `None` when it succeeded.
+pub(crate) fn failure(package: &str, step: &str, outcome: &StepOutcome) -> Option<BuildError> {
+    if outcome.success() {
+        return None;
+    }
+    let status = match (outcome.status, outcome.signal) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "killed".to_string(),
+    };
+    let tail = outcome
+        .tail
+        .iter()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(BuildError::StepFailed {
+        package: package.to_string(),
+        step: step.to_string(),
+        status,
+        tail,
+    })
 }
 
 /// `sysroot`: how the steps see the build environment's sysroot, if any.
@@ -59,8 +107,7 @@ pub(super) fn run_all_steps(
     log: &BuildLog,
 ) -> anyhow::Result<()> {
     for pkg in &plan.packages {
-        let mut flat = Vec::new();
-        flatten(&pkg.steps, "", prepared, &BTreeMap::new(), &mut flat);
+        let flat = flatten(&pkg.steps, "", &|step| prepared.env_for(step));
         let total = flat.len();
         for (i, fs_) in flat.iter().enumerate() {
             let prefix = format!("{}/{}", pkg.name, fs_.label);
@@ -72,34 +119,14 @@ pub(super) fn run_all_steps(
             }
             let spec = StepSpec {
                 label: prefix.clone(),
-                // --debug traces every command, as melange's --debug does.
-                script: match (log.is_debug(), fs_.step.runs.as_deref()) {
-                    (true, Some(body)) => format!("set -x\n{body}"),
-                    (_, body) => body.unwrap_or_default().to_string(),
-                },
+                script: script(fs_.step, log.is_debug()),
                 workdir: fs_.step.working_directory.clone(),
                 env,
             };
             let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
-            if outcome.status != Some(0) {
-                let status = match (outcome.status, outcome.signal) {
-                    (Some(code), _) => format!("exit status {code}"),
-                    (None, Some(sig)) => format!("killed by signal {sig}"),
-                    _ => "killed".to_string(),
-                };
+            if let Some(err) = failure(&pkg.name, &fs_.label, &outcome) {
                 log.flush();
-                return Err(BuildError::StepFailed {
-                    package: pkg.name.clone(),
-                    step: fs_.label.clone(),
-                    status,
-                    tail: outcome
-                        .tail
-                        .iter()
-                        .map(|l| format!("  | {l}"))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                }
-                .into());
+                return Err(err.into());
             }
         }
     }

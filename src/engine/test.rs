@@ -25,10 +25,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::buildenv::{self, TrustedKey};
+use super::steps::{self, FlatStep};
 use super::workspace::{self, Workspace};
-use super::{BuildError, BuildLog};
+use super::BuildLog;
 use crate::arch::Arch;
-use crate::plan::{self, PackagePlan, Plan, Step, TestPlan};
+use crate::plan::{self, PackagePlan, Plan, TestPlan};
 use crate::sandbox::{self, RunnerKind, SandboxConfig, StepSpec};
 
 /// Everything a test run needs, resolved from flags by the CLI.
@@ -259,43 +260,21 @@ fn test_package(
         timeout: None,
     };
     let runner = sandbox::new_runner(opts.runner, config)?;
-    let mut flat = Vec::new();
-    flatten(&t.steps, "test", &mut flat);
+    let flat = steps::flatten(&t.steps, "test", &|_| BTreeMap::new());
     let total = flat.len();
-    for (i, (label, step)) in flat.iter().enumerate() {
+    for (i, FlatStep { label, step, .. }) in flat.iter().enumerate() {
         let prefix = format!("{}/{label}", pkg.name);
         log.step_start(&prefix, i + 1, total);
         let mut env = step.environment.clone();
         merge_test_env(&mut env, &visible);
-        let body = step.runs.clone().unwrap_or_default();
         let spec = StepSpec {
             label: prefix.clone(),
-            script: if opts.trace {
-                format!("set -x\n{body}")
-            } else {
-                body
-            },
+            script: steps::script(step, opts.trace),
             workdir: step.working_directory.clone(),
             env,
         };
         let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
-        if !outcome.success() {
-            let status = match (outcome.status, outcome.signal) {
-                (Some(code), _) => format!("exit status {code}"),
-                (None, Some(sig)) => format!("killed by signal {sig}"),
-                _ => "killed".to_string(),
-            };
-            let failed = BuildError::StepFailed {
-                package: pkg.name.clone(),
-                step: label.clone(),
-                status,
-                tail: outcome
-                    .tail
-                    .iter()
-                    .map(|l| format!("  | {l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            };
+        if let Some(failed) = steps::failure(&pkg.name, label, &outcome) {
             return Ok(Outcome::Fail(failed.to_string()));
         }
     }
@@ -371,18 +350,6 @@ fn merge_test_env(env: &mut BTreeMap<String, String>, s: &str) {
         }
     }
     buildenv::merge_step_env(env, s);
-}
-
-/// The steps that run, depth first, labelled `test/<name>` (a `uses:`
-/// step's inlined steps under its own label).
-fn flatten<'a>(steps: &'a [Step], prefix: &str, out: &mut Vec<(String, &'a Step)>) {
-    for (i, step) in steps.iter().enumerate() {
-        let label = format!("{prefix}/{}", super::steps::step_name(step, i));
-        if step.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
-            out.push((label.clone(), step));
-        }
-        flatten(&step.pipeline, &label, out);
-    }
 }
 
 /// Every public key (`*.pub`) in `dir`, for `--keys-dir` and the default
