@@ -5,7 +5,6 @@ mod util;
 
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -376,9 +375,7 @@ fn sandbox_blocks_loopback_network_and_writes_outside_the_workspace() {
     if !bwrap_or_skip() {
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
+    let (listener, port) = quiet_listener();
     let tmp = tempfile::tempdir().unwrap();
     let net = write_recipe(
         tmp.path(),

@@ -9,7 +9,6 @@
 mod util;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -282,9 +281,7 @@ fn bwrap_tests_have_no_network_unless_asked() {
     if !bwrap_or_skip() {
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
+    let (listener, port) = quiet_listener();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("repo");
     let recipe = tool_recipe(

@@ -593,3 +593,12 @@ pub fn git_repo_with_tag(dir: &Path, tag: &str) -> String {
     git(dir, &["tag", tag]);
     git(dir, &["rev-parse", "HEAD"])
 }
+
+/// A loopback listener nobody is expected to reach: a sandboxed step that
+/// tries to connect must fail, and `accept` then finds no connection.
+pub fn quiet_listener() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    (listener, port)
+}
