@@ -8,6 +8,7 @@
 //! rewrite the signed index. A failure at any point leaves the repository
 //! as it was.
 
+mod accounts;
 mod assemble;
 pub mod buildenv;
 pub mod epoch;
@@ -242,6 +243,8 @@ pub fn build_plan(
         fs::create_dir_all(out_root.join(&p.name))?;
     }
 
+    let identity = accounts::identity(&plan.environment, &plan.capabilities)
+        .map_err(|e| crate::cli::input_error(e.context(opts.recipe.display().to_string())))?;
     let mut base_env: BTreeMap<String, String> = env.base_env.clone();
     base_env.insert("SOURCE_DATE_EPOCH".into(), opts.epoch.to_string());
     base_env.extend(opts.secret_env.clone());
@@ -254,6 +257,9 @@ pub fn build_plan(
         ro_binds,
         base_env,
         timeout: None,
+        guest_root: None,
+        rw_binds: Vec::new(),
+        identity,
     };
     log.debug(&format!(
         "runner {} with build root {} (host {}); network {}",

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::accounts;
 use super::buildenv::{self, TrustedKey};
 use super::steps::{self, FlatStep};
 use super::workspace::{self, Workspace};
@@ -258,6 +259,10 @@ fn test_package(
         ro_binds: env.ro_bind.clone().into_iter().collect(),
         base_env,
         timeout: None,
+        guest_root: None,
+        rw_binds: Vec::new(),
+        identity: accounts::identity(&t.environment, &Default::default())
+            .map_err(crate::cli::input_error)?,
     };
     let runner = sandbox::new_runner(opts.runner, config)?;
     let flat = steps::flatten(&t.steps, "test", &|_| BTreeMap::new());

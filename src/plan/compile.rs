@@ -465,6 +465,20 @@ pub(crate) fn compile_recipe(
         arch: arch.apk().to_string(),
         build_root: root,
         builds_for_arch,
+        capabilities: super::CapabilitiesPlan {
+            add: recipe
+                .capabilities
+                .add
+                .iter()
+                .map(|t| t.value.clone())
+                .collect(),
+            drop: recipe
+                .capabilities
+                .drop
+                .iter()
+                .map(|t| t.value.clone())
+                .collect(),
+        },
     })
 }
 

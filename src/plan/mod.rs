@@ -33,6 +33,15 @@ pub struct Plan {
     /// False when `package.target-architecture` excludes `arch`: melange
     /// skips such a build, and so should the engine.
     pub builds_for_arch: bool,
+    /// Top-level `capabilities`: changes to the default set of a root step.
+    pub capabilities: CapabilitiesPlan,
+}
+
+/// `capabilities: {add, drop}` as written (names checked by the engine).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CapabilitiesPlan {
+    pub add: Vec<String>,
+    pub drop: Vec<String>,
 }
 
 /// The build or test environment.

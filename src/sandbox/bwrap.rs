@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 /// is mounted read-only inside the sandbox.
 pub const GUEST_CONTROL: &str = "/.pkgbuild";
 
+/// The step shell of a hermetic build: the guest root's own.
+pub const GUEST_SHELL: &str = "/bin/sh";
+
 /// Top-level host entries mirrored into the sandbox. On merged-/usr systems
 /// these are symlinks into `/usr`; elsewhere they are real directories.
 const TOP_LEVEL: [&str; 6] = ["bin", "sbin", "lib", "lib64", "lib32", "libx32"];
@@ -102,17 +105,6 @@ impl HostLayout {
     }
 }
 
-/// The minimal account files mounted over `/etc/passwd` and `/etc/group`:
-/// the host's own would leak user names and home directories. `build` is
-/// there for tools that look up a non-root user; steps run as root.
-fn passwd(build_root: &str) -> String {
-    format!(
-        "root:x:0:0:root:/root:/bin/sh\nbuild:x:1000:1000:build:{build_root}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-    )
-}
-
-const GROUP: &str = "root:x:0:\nbuild:x:1000:\nnogroup:x:65534:\n";
-
 const HOSTNAME: &str = "pkgbuild";
 
 /// `/etc/hosts` so `localhost` and the sandbox hostname resolve on the
@@ -135,6 +127,11 @@ pub fn argv(
     script_in_guest: &str,
 ) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::with_capacity(96);
+    // A guest root brings its own shell; the host's may not exist there.
+    let shell = match config.guest_root {
+        Some(_) => GUEST_SHELL,
+        None => layout.shell.as_str(),
+    };
     let mut push = |items: &[&OsStr]| a.extend(items.iter().map(|s| s.to_os_string()));
     let s = |x: &'static str| OsStr::new(x);
 
@@ -148,11 +145,13 @@ pub fn argv(
     if !config.network {
         push(&[s("--unshare-net")]);
     }
+    let id = &config.identity;
+    let (uid, gid) = (id.uid.to_string(), id.gid.to_string());
     push(&[
         s("--uid"),
-        s("0"),
+        OsStr::new(&uid),
         s("--gid"),
-        s("0"),
+        OsStr::new(&gid),
         s("--hostname"),
         s(HOSTNAME),
         // The sandbox dies with pkgbuild, even on SIGKILL.
@@ -163,24 +162,41 @@ pub fn argv(
         s("--new-session"),
         s("--cap-drop"),
         s("ALL"),
-        s("--ro-bind"),
-        s("/usr"),
-        s("/usr"),
     ]);
-    for (name, entry) in &layout.top {
-        let guest = format!("/{name}");
-        match entry {
-            TopEntry::Symlink(target) => {
-                push(&[s("--symlink"), target.as_os_str(), OsStr::new(&guest)])
-            }
-            TopEntry::Dir => push(&[s("--ro-bind"), OsStr::new(&guest), OsStr::new(&guest)]),
+    if id.uid == 0 {
+        for cap in &id.caps {
+            push(&[s("--cap-add"), OsStr::new(cap)]);
         }
     }
-    for path in &layout.etc {
-        if ETC_NETWORK.contains(&path.as_str()) && !config.network {
-            continue;
+    match &config.guest_root {
+        Some(root) => {
+            // Hermetic: the guest root is all there is; only name
+            // resolution comes from the host, and only with the network.
+            push(&[s("--bind"), root.as_os_str(), s("/")]);
+            if config.network && layout.etc.iter().any(|e| e == "/etc/resolv.conf") {
+                push(&[s("--ro-bind"), s("/etc/resolv.conf"), s("/etc/resolv.conf")]);
+            }
         }
-        push(&[s("--ro-bind"), OsStr::new(path), OsStr::new(path)]);
+        None => {
+            push(&[s("--ro-bind"), s("/usr"), s("/usr")]);
+            for (name, entry) in &layout.top {
+                let guest = format!("/{name}");
+                match entry {
+                    TopEntry::Symlink(target) => {
+                        push(&[s("--symlink"), target.as_os_str(), OsStr::new(&guest)])
+                    }
+                    TopEntry::Dir => {
+                        push(&[s("--ro-bind"), OsStr::new(&guest), OsStr::new(&guest)])
+                    }
+                }
+            }
+            for path in &layout.etc {
+                if ETC_NETWORK.contains(&path.as_str()) && !config.network {
+                    continue;
+                }
+                push(&[s("--ro-bind"), OsStr::new(path), OsStr::new(path)]);
+            }
+        }
     }
     let control_file = |name: &str| control.join(name).into_os_string();
     for (name, guest) in [
@@ -206,6 +222,9 @@ pub fn argv(
     for (host, guest) in &config.ro_binds {
         push(&[s("--ro-bind"), host.as_os_str(), OsStr::new(guest)]);
     }
+    for (host, guest) in &config.rw_binds {
+        push(&[s("--bind"), host.as_os_str(), OsStr::new(guest)]);
+    }
     // Last, so the workspace wins over anything it is nested in (a build
     // root under /tmp, for instance).
     push(&[
@@ -227,7 +246,7 @@ pub fn argv(
         s("--chdir"),
         OsStr::new(&config.build_root),
         s("--"),
-        OsStr::new(&layout.shell),
+        OsStr::new(shell),
         OsStr::new(script_in_guest),
     ]);
     a
@@ -295,13 +314,38 @@ impl BwrapRunner {
             check_guest_path("read-only mount target", guest)?;
             *host = absolute(host, "resolving read-only mount source")?;
         }
+        for (host, guest) in &mut config.rw_binds {
+            check_guest_path("mount target", guest)?;
+            *host = absolute(host, "resolving mount source")?;
+        }
+        if let Some(root) = &mut config.guest_root {
+            *root = absolute(root, "resolving guest root")?;
+            if !root.join("bin/sh").exists() {
+                return Err(SandboxError::Config(format!(
+                    "guest root {} has no /bin/sh: add a shell (e.g. busybox) to environment.contents.packages",
+                    root.display()
+                )));
+            }
+        }
+        config.identity.check().map_err(SandboxError::Config)?;
+        // With the host's /usr mounted, CAP_SYS_ADMIN would let a step
+        // remount it read-write (and when pkgbuild runs as root, that is
+        // the real /usr).
+        if config.guest_root.is_none()
+            && config.identity.uid == 0
+            && config.identity.caps.iter().any(|c| c == "CAP_SYS_ADMIN")
+        {
+            return Err(SandboxError::Config(
+                "capability CAP_SYS_ADMIN is only granted in hermetic builds (name a repository), never with the host's /usr mounted".into(),
+            ));
+        }
         let bwrap = find_bwrap().ok_or(SandboxError::BwrapUnavailable)?;
         if !super::bwrap_available() {
             return Err(SandboxError::BwrapUnavailable);
         }
         let control = ControlDir::new()?;
-        control.write("passwd", &passwd(&config.build_root))?;
-        control.write("group", GROUP)?;
+        control.write("passwd", &config.identity.passwd())?;
+        control.write("group", &config.identity.group())?;
         control.write("hosts", &hosts())?;
         Ok(BwrapRunner {
             config,
@@ -482,6 +526,54 @@ mod tests {
             args.last().map(String::as_str),
             Some("/.pkgbuild/step-0.sh")
         );
+    }
+
+    #[test]
+    fn hermetic_root_replaces_every_host_mount() {
+        let mut c = config();
+        c.guest_root = Some("/srv/root".into());
+        c.rw_binds
+            .push(("/srv/cache".into(), "/var/cache/melange".into()));
+        let args = strings(&c);
+        assert!(has(&args, &["--bind", "/srv/root", "/"]));
+        assert!(has(&args, &["--bind", "/srv/cache", "/var/cache/melange"]));
+        assert!(has(&args, &["--", GUEST_SHELL, "/.pkgbuild/step-0.sh"]));
+        let root_at = args.iter().position(|a| a == "/srv/root").unwrap();
+        let ws_at = args.iter().position(|a| a == "/srv/ws").unwrap();
+        assert!(root_at < ws_at, "the workspace is mounted over the root");
+        for (i, a) in args.iter().enumerate() {
+            if i > 0 && matches!(args[i - 1].as_str(), "--bind" | "--ro-bind") {
+                assert!(
+                    [
+                        "/srv/root",
+                        "/srv/ws",
+                        "/srv/cache",
+                        "/var/cache/pkgbuild/src"
+                    ]
+                    .contains(&a.as_str())
+                        || a.starts_with("/ctl"),
+                    "host path {a} is visible in a hermetic build"
+                );
+            }
+        }
+        c.network = true;
+        assert!(has(
+            &strings(&c),
+            &["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
+        ));
+    }
+
+    #[test]
+    fn identity_sets_uid_gid_and_capabilities_only_for_root() {
+        let mut c = config();
+        let args = strings(&c);
+        assert!(has(&args, &["--cap-drop", "ALL", "--cap-add"]));
+        assert!(has(&args, &["--cap-add", "CAP_CHOWN"]));
+        c.identity.uid = 1000;
+        c.identity.gid = 1000;
+        let args = strings(&c);
+        assert!(has(&args, &["--uid", "1000", "--gid", "1000"]));
+        assert!(!args.iter().any(|a| a == "--cap-add"));
     }
 
     #[test]

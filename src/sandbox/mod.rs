@@ -14,7 +14,10 @@
 
 pub mod bwrap;
 pub mod host;
+pub mod identity;
 pub mod script;
+
+pub use identity::Identity;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, BufRead, BufReader};
@@ -65,6 +68,16 @@ pub struct SandboxConfig {
     pub base_env: BTreeMap<String, String>,
     /// Kill a step that runs longer than this.
     pub timeout: Option<Duration>,
+    /// Hermetic builds: this host directory (a private, fully installed
+    /// guest root) is `/` for the steps, and nothing of the host's file
+    /// system is mounted. None: the host's `/usr` (bwrap, read-only).
+    pub guest_root: Option<PathBuf>,
+    /// Extra read-write mounts for bwrap: (host path, guest path), e.g.
+    /// the persistent cache at `/var/cache/melange`.
+    pub rw_binds: Vec<(PathBuf, String)>,
+    /// Accounts, uid/gid and capabilities of the steps (bwrap only: the
+    /// host runner runs as whoever runs pkgbuild).
+    pub identity: Identity,
 }
 
 impl SandboxConfig {
@@ -78,6 +91,9 @@ impl SandboxConfig {
             ro_binds: Vec::new(),
             base_env: BTreeMap::new(),
             timeout: None,
+            guest_root: None,
+            rw_binds: Vec::new(),
+            identity: Identity::root("/home/build"),
         }
     }
 }
