@@ -13,6 +13,7 @@ mod assemble;
 pub mod buildenv;
 pub mod epoch;
 pub mod keys;
+pub mod lockfile;
 pub mod log;
 pub mod multi;
 pub mod sources;
