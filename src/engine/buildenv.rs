@@ -45,8 +45,8 @@ use crate::apk::sign::SigningKey;
 use crate::apk::version;
 use crate::plan::Contents;
 use crate::sandbox::{self, RunnerKind};
-use crate::upstream::{self, UpstreamError};
 pub use crate::upstream::TrustedKey;
+use crate::upstream::{self, UpstreamError};
 
 /// Where bubblewrap mounts the sysroot (read-only).
 pub const GUEST_SYSROOT: &str = "/var/lib/pkgbuild/sysroot";

@@ -104,7 +104,9 @@ impl Cache {
 
     /// Where the package whose control member hashes to `sha1` is kept.
     pub fn package_path(&self, sha1: &[u8; 20]) -> PathBuf {
-        self.root.join("packages").join(format!("{}.apk", hex(sha1)))
+        self.root
+            .join("packages")
+            .join(format!("{}.apk", hex(sha1)))
     }
 
     /// The directory for one URL's copy (`kind`: `indexes`, `keys`).
@@ -162,7 +164,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.parent().unwrap(), dir.path().join("indexes"));
         assert_eq!(a.file_name().unwrap().len(), 32);
-        assert_eq!(a, c.url_dir("indexes", "https://x.org/os/x86_64/APKINDEX.tar.gz"));
+        assert_eq!(
+            a,
+            c.url_dir("indexes", "https://x.org/os/x86_64/APKINDEX.tar.gz")
+        );
         for sub in ["packages", "indexes", "keys"] {
             assert!(dir.path().join(sub).is_dir(), "{sub}");
         }

@@ -235,7 +235,11 @@ fn no_proxy_matches(item: &str, host: &str, port: u16) -> bool {
         if bits > 32 {
             return false;
         }
-        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
         return u32::from(net) & mask == u32::from(ip) & mask;
     }
     host == name || host.strip_suffix(name).is_some_and(|r| r.ends_with('.'))
@@ -264,7 +268,9 @@ pub fn proxy_for(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Stri
         "https" => var("https_proxy"),
         _ => None,
     };
-    proxy.or_else(|| var("all_proxy")).map(|p| p.trim().to_string())
+    proxy
+        .or_else(|| var("all_proxy"))
+        .map(|p| p.trim().to_string())
 }
 
 #[cfg(test)]
@@ -298,7 +304,10 @@ mod tests {
         let only_http = env(&[("HTTP_PROXY", "http://p:1")]);
         assert_eq!(proxy_for("https://x.org/", &only_http), None);
         let all = env(&[("ALL_PROXY", "http://all:1")]);
-        assert_eq!(proxy_for("https://x.org/", &all).as_deref(), Some("http://all:1"));
+        assert_eq!(
+            proxy_for("https://x.org/", &all).as_deref(),
+            Some("http://all:1")
+        );
         assert_eq!(proxy_for("https://x.org/", &env(&[])), None);
     }
 

@@ -22,7 +22,9 @@ pub struct TrustedKey {
 
 impl std::fmt::Debug for TrustedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrustedKey").field("name", &self.name).finish()
+        f.debug_struct("TrustedKey")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -93,7 +95,11 @@ pub fn load_keyring(
 
 /// Which trusted key signed `head` (its name), or why none did. `url`
 /// names the index in the error.
-pub fn check_trust(url: &str, head: &Head, trusted: &[TrustedKey]) -> Result<String, UpstreamError> {
+pub fn check_trust(
+    url: &str,
+    head: &Head,
+    trusted: &[TrustedKey],
+) -> Result<String, UpstreamError> {
     let tried = || {
         if trusted.is_empty() {
             "none".to_string()

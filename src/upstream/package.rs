@@ -56,7 +56,10 @@ fn check(path: &Path, want: &Expect) -> Result<(), String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
         .len();
     if len != want.size {
-        return Err(format!("file is {len} bytes, the record says {}", want.size));
+        return Err(format!(
+            "file is {len} bytes, the record says {}",
+            want.size
+        ));
     }
     let ctl = read::read_control(path).map_err(|e| e.to_string())?;
     if ctl.control_sha1 != want.sha1 {

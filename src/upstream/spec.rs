@@ -55,7 +55,11 @@ impl RepoSpec {
                         return Err(bad("a file:// URL needs an absolute path (file:///dir)"));
                     }
                 }
-                _ => return Err(bad("unsupported scheme (use http://, https://, file:// or a path)")),
+                _ => {
+                    return Err(bad(
+                        "unsupported scheme (use http://, https://, file:// or a path)",
+                    ))
+                }
             }
         }
         let url = rest.trim_end_matches('/');
@@ -111,7 +115,9 @@ pub(crate) fn safe_component(s: &str) -> bool {
         && !s.starts_with('.')
         && !s.contains('/')
         && !s.contains('\\')
-        && !s.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'?' || b == b'#' || b == b'%')
+        && !s
+            .bytes()
+            .any(|b| b < 0x20 || b == 0x7f || b == b'?' || b == b'#' || b == b'%')
 }
 
 #[cfg(test)]
@@ -129,7 +135,10 @@ mod tests {
         assert_eq!(s.url, "/srv/repo");
         assert!(s.is_local());
         let s = spec("  https://packages.wolfi.dev/os/  ");
-        assert_eq!((s.tag, s.url.as_str()), (None, "https://packages.wolfi.dev/os"));
+        assert_eq!(
+            (s.tag, s.url.as_str()),
+            (None, "https://packages.wolfi.dev/os")
+        );
         let s = spec("@edge\thttp://127.0.0.1:8080/alpine");
         assert_eq!(s.tag.as_deref(), Some("edge"));
         assert!(!s.is_local());
