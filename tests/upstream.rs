@@ -606,3 +606,38 @@ fn keyring_entries_load_from_files_and_urls_through_the_cache() {
         .to_string();
     assert!(msg.contains("/no/such.rsa.pub"), "{msg}");
 }
+
+#[test]
+fn a_body_longer_than_the_record_and_a_silent_server_are_errors_naming_the_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    good_repo(tmp.path());
+    let server = Server::start(tmp.path());
+    let c = client(&tmp.path().join("cache"), false);
+    let repo = spec(&server.url("good"));
+    let idx = c.index(&repo, ARCH, &trusted()).unwrap();
+    let mut short = hello(&idx.entries).clone();
+    short.file_size -= 1;
+    let msg = c.package(&repo, ARCH, &short).unwrap_err().to_string();
+    assert!(
+        msg.contains(&server.url("good/x86_64/hello-1.0-r0.apk")) && msg.contains("larger than"),
+        "{msg}"
+    );
+
+    // Accepts connections (the kernel backlog) but never answers.
+    let (_listener, port) = util::quiet_listener();
+    let quick = Client::new(ClientOptions {
+        cache_dir: tmp.path().join("cache"),
+        offline: false,
+        timeout: Duration::from_millis(500),
+    })
+    .unwrap();
+    let silent = spec(&format!("http://127.0.0.1:{port}/r"));
+    let started = std::time::Instant::now();
+    let e = quick.index(&silent, ARCH, &trusted()).unwrap_err();
+    assert!(matches!(e, UpstreamError::Transport { .. }), "{e:?}");
+    assert!(e.to_string().contains(&silent.index_url(ARCH)), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timeout not applied"
+    );
+}
