@@ -39,12 +39,14 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::apk::dep::Dep;
-use crate::apk::index::{Index, IndexEntry, IndexError};
-use crate::apk::read::{self, Payload, ReadError};
-use crate::apk::sign::{self, SignError, SigningKey};
+use crate::apk::index::IndexEntry;
+use crate::apk::read::{self, ReadError};
+use crate::apk::sign::SigningKey;
 use crate::apk::version;
 use crate::plan::Contents;
 use crate::sandbox::{self, RunnerKind};
+pub use crate::upstream::TrustedKey;
+use crate::upstream::{self, UpstreamError};
 
 /// Where bubblewrap mounts the sysroot (read-only).
 pub const GUEST_SYSROOT: &str = "/var/lib/pkgbuild/sysroot";
@@ -55,26 +57,11 @@ const MAX_PC_FILE: u64 = 1 << 20;
 /// Why the build environment could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildEnvError {
-    #[error("{}: cannot read local repository index: {source}", path.display())]
-    Index { path: PathBuf, source: ReadError },
-    #[error("{}: {source}", path.display())]
-    IndexText { path: PathBuf, source: IndexError },
-    #[error("{}: UNTRUSTED local repository index: it is not signed", path.display())]
-    Unsigned { path: PathBuf },
-    #[error("{}: UNTRUSTED local repository index: signed by {names}, which is not a trusted key (trusted: {trusted}); add its public key to environment.contents.keyring", path.display())]
-    Untrusted {
-        path: PathBuf,
-        names: String,
-        trusted: String,
-    },
-    #[error("{}: BAD signature: {entry} does not verify with {key}", path.display())]
-    BadSignature {
-        path: PathBuf,
-        entry: String,
-        key: String,
-    },
+    /// A local index could not be read, or no trusted key signed it.
+    #[error("{source}{}", keyring_hint(source))]
+    Index { source: UpstreamError },
     #[error("environment.contents.keyring: {0}")]
-    Keyring(SignError),
+    Keyring(UpstreamError),
     #[error("{}: {problem} (listed in {})", path.display(), index.display())]
     Mismatch {
         path: PathBuf,
@@ -104,13 +91,6 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BuildEnv
     move |source| BuildEnvError::Io { what, path, source }
 }
 
-/// A public key the build trusts, with where it came from (for messages).
-#[derive(Clone)]
-pub struct TrustedKey {
-    pub name: String,
-    pub key: rsa::RsaPublicKey,
-}
-
 /// One local repository: `<root>/<arch>/` and its verified index records.
 pub struct LocalRepo {
     pub dir: PathBuf,
@@ -134,16 +114,6 @@ fn local_path(entry: &str) -> Option<PathBuf> {
     (!e.is_empty() && !e.contains("://")).then(|| PathBuf::from(e))
 }
 
-impl TrustedKey {
-    /// The public half of a signing key.
-    pub fn of(signing: &SigningKey) -> TrustedKey {
-        TrustedKey {
-            name: signing.key_name().to_string(),
-            key: signing.public_key(),
-        }
-    }
-}
-
 /// `own` (the build's signing key, or the keys `pkgbuild test` was told to
 /// trust) plus every local keyring file.
 pub fn trusted_keys(own: Vec<TrustedKey>, keyring: &[String]) -> Result<Vec<TrustedKey>> {
@@ -152,83 +122,30 @@ pub fn trusted_keys(own: Vec<TrustedKey>, keyring: &[String]) -> Result<Vec<Trus
         let Some(path) = local_path(entry) else {
             continue;
         };
-        let key = sign::load_public_key(&path).map_err(BuildEnvError::Keyring)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        keys.push(TrustedKey { name, key });
+        keys.push(TrustedKey::from_file(&path).map_err(BuildEnvError::Keyring)?);
     }
     Ok(keys)
 }
 
-/// Read an index and decide whether a trusted key signed it. The file is
-/// read once: the bytes verified are the bytes parsed. The second value
-/// says why the index is NOT trusted, if it is not.
+/// Read an index and decide whether a trusted key signed it (the one
+/// implementation in `upstream`). The second value says why the index is
+/// NOT trusted, if it is not.
 pub fn read_index(
     path: &Path,
     trusted: &[TrustedKey],
 ) -> Result<(Vec<IndexEntry>, Option<BuildEnvError>)> {
-    let read_err = |source: ReadError| BuildEnvError::Index {
-        path: path.to_path_buf(),
-        source,
-    };
-    let (head, size) = read::read_head_file(path).map_err(read_err)?;
-    if head.payload != Payload::Index {
-        return Err(read_err(ReadError::NotAnIndex("it holds a .PKGINFO")));
-    }
-    if head.end != size {
-        return Err(read_err(ReadError::TrailingGarbage(
-            size.saturating_sub(head.end),
-        )));
-    }
-    let tar = read::read_index_tar(&head.tar).map_err(read_err)?;
-    let entries = Index::from_tar(tar)
-        .map_err(|source| BuildEnvError::IndexText {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .entries;
-    Ok((entries, untrusted(path, &head, trusted)))
+    let index = |source| BuildEnvError::Index { source };
+    let (entries, verdict) =
+        upstream::read_index_file(path, &path.display().to_string(), trusted).map_err(index)?;
+    Ok((entries, verdict.err().map(index)))
 }
 
-/// Why no trusted key vouches for `head`, or None when one does. Trust is
-/// decided by the key material, whatever a keyring file is called; a name
-/// match that fails to verify is a BAD signature.
-fn untrusted(path: &Path, head: &read::Head, trusted: &[TrustedKey]) -> Option<BuildEnvError> {
-    if !head.signed {
-        return Some(BuildEnvError::Unsigned {
-            path: path.to_path_buf(),
-        });
+/// Where to add the key an index was signed with.
+fn keyring_hint(e: &UpstreamError) -> &'static str {
+    match e {
+        UpstreamError::Untrusted { .. } => "; add its public key to environment.contents.keyring",
+        _ => "",
     }
-    let mut bad = None;
-    for sig in &head.signatures {
-        for t in trusted {
-            if sign::verify(&t.key, sig.alg, &head.member, &sig.bytes) {
-                return None;
-            }
-            if t.name == sig.key_name && bad.is_none() {
-                bad = Some(BuildEnvError::BadSignature {
-                    path: path.to_path_buf(),
-                    entry: format!(".SIGN.{}.{}", sig.alg, sig.key_name),
-                    key: t.name.clone(),
-                });
-            }
-        }
-    }
-    Some(bad.unwrap_or_else(|| {
-        let mut names: Vec<String> = head.signatures.iter().map(|s| s.key_name.clone()).collect();
-        names.extend(head.unknown_signatures.iter().cloned());
-        BuildEnvError::Untrusted {
-            path: path.to_path_buf(),
-            names: names.join(", "),
-            trusted: trusted
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
-    }))
 }
 
 /// Local repositories, split by trust.
