@@ -94,6 +94,8 @@ pub struct Args {
     /// Print only errors and the produced files.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub env: crate::cli::EnvArgs,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -137,17 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => parse_env_file(p).map_err(input)?,
         None => BTreeMap::new(),
     };
-    let cache_dir = match &args.cache_dir {
-        Some(d) => d.clone(),
-        None => env_var("XDG_CACHE_HOME")
-            .filter(|v| v.starts_with('/'))
-            .map(PathBuf::from)
-            .or_else(|| env_var("HOME").map(|h| Path::new(&h).join(".cache")))
-            .map(|b| b.join("pkgbuild"))
-            .context("no HOME: pass --cache-dir")?,
-    };
-    std::fs::create_dir_all(&cache_dir)
-        .with_context(|| format!("{}: cannot create cache directory", cache_dir.display()))?;
+    let cache_dir = crate::cli::cache_dir(args.cache_dir.as_deref())?;
 
     // Everything is compiled before anything runs, and every broken
     // recipe is reported, not only the first.
@@ -317,6 +309,8 @@ fn unit(
         epoch,
         legacy_sha1_signature: args.legacy_sha1_signature,
         description: None,
+        extra: args.env.extra(),
+        apk: args.env.apk(cache_dir),
     };
     let plan = engine::compile_plan(&opts)?;
     let id = plan

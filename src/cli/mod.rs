@@ -6,6 +6,7 @@
 //! (usage, recipe or plan errors) detected before anything ran.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +16,7 @@ pub mod compile;
 pub mod index;
 pub mod keygen;
 pub mod lint;
+pub mod lock;
 pub mod pack;
 pub mod sign;
 pub mod test;
@@ -41,6 +43,8 @@ pub enum Command {
     Compile(compile::Args),
     /// Print `name-version-rN` of a recipe's main package.
     PackageVersion(compile::PackageVersionArgs),
+    /// Resolve recipes' build environments into <recipe>.lock.json files.
+    Lock(lock::Args),
     /// Check recipes (and finished .apk files) without building.
     Lint(lint::Args),
     /// Create an RSA signing key pair.
@@ -74,6 +78,74 @@ impl std::error::Error for InputError {}
 /// Mark an error as the user's input being wrong (exit code 2).
 pub fn input_error(e: impl Into<anyhow::Error>) -> anyhow::Error {
     anyhow::Error::new(InputError(e.into()))
+}
+
+/// Where a build environment's packages come from, beyond the recipe
+/// (melange's flags), shared by `build`, `test` and `lock`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EnvArgs {
+    /// Also install from this repository ([@tag ]URL or directory; the
+    /// index is <URL>/<arch>/APKINDEX.tar.gz). Naming any repository, here
+    /// or in the recipe, makes the build hermetic.
+    #[arg(short = 'r', long = "repository-append", value_name = "URL")]
+    pub repositories: Vec<String>,
+    /// Also trust this public key (file or URL) for repository indexes.
+    #[arg(short = 'k', long = "keyring-append", value_name = "KEY")]
+    pub keyring: Vec<String>,
+    /// Also install this package (an apk dependency string).
+    #[arg(long = "package-append", value_name = "PKG")]
+    pub packages: Vec<String>,
+    /// Cache of downloaded indexes and packages (keyed by checksum) and of
+    /// unpacked roots. Default: <cache-dir>/apk.
+    #[arg(long, value_name = "DIR")]
+    pub apk_cache_dir: Option<PathBuf>,
+    /// Download nothing: use the cache and local repositories only.
+    #[arg(long)]
+    pub offline: bool,
+    /// Install exactly what this lock file names. Default:
+    /// <recipe>.lock.json beside the recipe, when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub lockfile: Option<PathBuf>,
+}
+
+impl EnvArgs {
+    pub fn extra(&self) -> crate::engine::ExtraContents {
+        crate::engine::ExtraContents {
+            repositories: self.repositories.clone(),
+            keyring: self.keyring.clone(),
+            packages: self.packages.clone(),
+        }
+    }
+
+    pub fn apk(&self, cache_dir: &std::path::Path) -> crate::engine::ApkOptions {
+        crate::engine::ApkOptions {
+            cache_dir: self
+                .apk_cache_dir
+                .clone()
+                .unwrap_or_else(|| cache_dir.join("apk")),
+            offline: self.offline,
+            lockfile: self.lockfile.clone(),
+        }
+    }
+}
+
+/// `--cache-dir`, or `$XDG_CACHE_HOME/pkgbuild`, or `~/.cache/pkgbuild`;
+/// created.
+pub(crate) fn cache_dir(flag: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    let var = |k: &str| std::env::var(k).ok();
+    let dir = match flag {
+        Some(d) => d.to_path_buf(),
+        None => var("XDG_CACHE_HOME")
+            .filter(|v| v.starts_with('/'))
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+            .map(|b| b.join("pkgbuild"))
+            .context("no HOME: pass --cache-dir")?,
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("{}: cannot create cache directory", dir.display()))?;
+    Ok(dir)
 }
 
 /// `--arch`, or the host's architecture.
@@ -132,6 +204,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Compile(a) => compile::run(a),
         Command::PackageVersion(a) => compile::run_package_version(a),
         Command::Lint(a) => lint::run(a),
+        Command::Lock(a) => lock::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Index(a) => index::run(a),
         Command::Sign(a) => sign::run(a),

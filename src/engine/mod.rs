@@ -12,6 +12,7 @@ mod accounts;
 mod assemble;
 pub mod buildenv;
 pub mod epoch;
+pub mod guest;
 pub mod keys;
 pub mod lockfile;
 pub mod log;
@@ -57,6 +58,71 @@ pub struct BuildOptions {
     pub epoch: u64,
     pub legacy_sha1_signature: bool,
     pub description: Option<String>,
+    /// Where packages of the build environment come from, beyond the
+    /// recipe's own (`-r`, `-k`, `--package-append`).
+    pub extra: ExtraContents,
+    /// Fetching packages for hermetic environments.
+    pub apk: ApkOptions,
+}
+
+/// Command-line additions to `environment.contents` (melange's `-r`, `-k`,
+/// `--package-append`).
+#[derive(Debug, Clone, Default)]
+pub struct ExtraContents {
+    pub repositories: Vec<String>,
+    pub keyring: Vec<String>,
+    pub packages: Vec<String>,
+}
+
+/// How hermetic environments are fetched.
+#[derive(Debug, Clone)]
+pub struct ApkOptions {
+    /// Downloaded indexes and packages, and unpacked root templates.
+    pub cache_dir: PathBuf,
+    /// Use only the cache and local repositories.
+    pub offline: bool,
+    /// Install from this lock file (default: `<recipe>.lock.json` when it
+    /// exists).
+    pub lockfile: Option<PathBuf>,
+}
+
+impl ApkOptions {
+    /// `~/.cache/pkgbuild/apk`, online, no explicit lock.
+    pub fn new(cache_dir: PathBuf) -> ApkOptions {
+        ApkOptions {
+            cache_dir,
+            offline: false,
+            lockfile: None,
+        }
+    }
+
+    pub fn client(&self) -> anyhow::Result<crate::upstream::Client> {
+        Ok(crate::upstream::Client::new(
+            crate::upstream::ClientOptions {
+                cache_dir: self.cache_dir.clone(),
+                offline: self.offline,
+                timeout: std::time::Duration::from_secs(60),
+            },
+        )?)
+    }
+}
+
+/// The recipe's contents plus the command line's.
+pub fn guest_request(contents: &plan::Contents, extra: &ExtraContents) -> guest::Request {
+    let cat = |a: &[String], b: &[String]| {
+        let mut v = a.to_vec();
+        for x in b {
+            if !v.contains(x) {
+                v.push(x.clone());
+            }
+        }
+        v
+    };
+    guest::Request {
+        repositories: cat(&contents.repositories, &extra.repositories),
+        keyring: cat(&contents.keyring, &extra.keyring),
+        packages: cat(&contents.packages, &extra.packages),
+    }
 }
 
 /// Why a build failed; `Step` failures are exit code 1, the rest depend on
@@ -194,17 +260,32 @@ pub fn build_plan(
         opts.arch.apk(),
         opts.epoch
     ));
-    // Before sources: an untrusted local index stops the build before any
-    // download. The sysroot sits beside the workspace, never inside it.
-    let env = buildenv::prepare(&buildenv::Inputs {
-        contents: &plan.environment.contents,
-        out_dir: &opts.out_dir,
-        arch: opts.arch.apk(),
-        key,
-        runner: opts.runner,
-        sysroot: &workspace.sysroot_dir(),
-        scratch: workspace.scratch(),
-    })?;
+    // Before sources: an untrusted index or a package that does not match
+    // its record stops the build before any download of sources.
+    let request = guest_request(&plan.environment.contents, &opts.extra);
+    let guest = if request.is_hermetic() {
+        Some(prepare_guest(opts, &request, &workspace, key, log)?)
+    } else {
+        log.info("note: this build is not hermetic (no repository named): steps see the host's /usr; name repositories in environment.contents.repositories or with -r to build from packages alone");
+        None
+    };
+    let mut contents = plan.environment.contents.clone();
+    contents.packages = request.packages.clone();
+    let env = match &guest {
+        Some(g) => buildenv::Prepared {
+            sbom: g.pins(),
+            ..Default::default()
+        },
+        None => buildenv::prepare(&buildenv::Inputs {
+            contents: &contents,
+            out_dir: &opts.out_dir,
+            arch: opts.arch.apk(),
+            key,
+            runner: opts.runner,
+            sysroot: &workspace.sysroot_dir(),
+            scratch: workspace.scratch(),
+        })?,
+    };
     for line in &env.log {
         log.info(line);
     }
@@ -244,6 +325,15 @@ pub fn build_plan(
         fs::create_dir_all(out_root.join(&p.name))?;
     }
 
+    // melange's persistent cache (Go modules, pip, npm) survives builds;
+    // it is a directory of its own, never the source download cache.
+    let mut rw_binds = Vec::new();
+    if guest.is_some() {
+        let shared = opts.cache_dir.join("melange");
+        fs::create_dir_all(&shared)
+            .with_context(|| format!("{}: cannot create cache", shared.display()))?;
+        rw_binds.push((shared, "/var/cache/melange".to_string()));
+    }
     let identity = accounts::identity(&plan.environment, &plan.capabilities)
         .map_err(|e| crate::cli::input_error(e.context(opts.recipe.display().to_string())))?;
     let mut base_env: BTreeMap<String, String> = env.base_env.clone();
@@ -258,8 +348,8 @@ pub fn build_plan(
         ro_binds,
         base_env,
         timeout: None,
-        guest_root: None,
-        rw_binds: Vec::new(),
+        guest_root: guest.as_ref().map(|g| g.root.clone()),
+        rw_binds,
         identity,
     };
     log.debug(&format!(
@@ -290,8 +380,17 @@ pub fn build_plan(
     }
 
     let staging = repo.staging_dir()?;
+    // The embedded recipe records the environment exactly as installed,
+    // so rebuilding from it installs the same versions.
+    let mut recorded = plan.clone();
+    recorded.environment.contents = contents;
+    if let Some(g) = &guest {
+        recorded.environment.contents.repositories = request.repositories.clone();
+        recorded.environment.contents.keyring = request.keyring.clone();
+        recorded.environment.contents.packages = g.pins();
+    }
     let written = assemble::package_all(
-        plan,
+        &recorded,
         &out_root,
         &prepared,
         &env.sbom,
@@ -324,6 +423,55 @@ pub fn build_plan(
         log: log_path,
         skipped: None,
     })
+}
+
+/// Resolve (or read the lock), fetch and install the hermetic guest root
+/// of one build.
+fn prepare_guest(
+    opts: &BuildOptions,
+    request: &guest::Request,
+    workspace: &Workspace,
+    key: &SigningKey,
+    log: &BuildLog,
+) -> anyhow::Result<guest::GuestEnv> {
+    if opts.runner != RunnerKind::Bwrap {
+        anyhow::bail!(
+            "{}: a hermetic build (repositories are named) runs its steps in the installed root, which needs the bwrap runner; install bubblewrap or drop the repositories",
+            opts.recipe.display()
+        );
+    }
+    let lock_path = opts
+        .apk
+        .lockfile
+        .clone()
+        .or_else(|| Some(lockfile::default_path(&opts.recipe)).filter(|p| p.is_file()));
+    let lock = match &lock_path {
+        Some(p) => Some(lockfile::LockFile::read(p).map_err(crate::cli::input_error)?),
+        None => None,
+    };
+    let client = opts.apk.client()?;
+    let root = workspace.scratch().join("root");
+    let env = guest::prepare(&guest::Inputs {
+        request,
+        client: &client,
+        out_dir: Some(&opts.out_dir),
+        arch: opts.arch.apk(),
+        own_keys: vec![crate::upstream::TrustedKey::of(key)],
+        lock: lock_path.as_deref().zip(lock.as_ref()),
+        templates: &opts.apk.cache_dir.join("roots"),
+        root: &root,
+        scratch: &workspace.scratch().join("scripts"),
+    })
+    .with_context(|| opts.recipe.display().to_string())?;
+    for line in &env.log {
+        log.info(line);
+    }
+    log.info(&format!(
+        "hermetic build: {} is / for the steps ({} package downloads)",
+        root.display(),
+        client.downloads()
+    ));
+    Ok(env)
 }
 
 /// Why a plan is not built for `arch` (when `builds_for_arch` is false).

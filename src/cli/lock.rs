@@ -1,0 +1,126 @@
+//! `pkgbuild lock RECIPE...`: resolve each recipe's build environment per
+//! architecture from the repository indexes alone (no package is
+//! downloaded) and write `<recipe>.lock.json` beside it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+
+use crate::arch::Arch;
+use crate::cli::{input_error, EnvArgs};
+use crate::engine::lockfile::{self, LockConfig, LockContents, LockFile, LockKey, LOCK_VERSION};
+use crate::engine::{guest, guest_request};
+use crate::plan::{self, CompileOptions};
+use crate::upstream::TrustedKey;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Recipe files to lock.
+    #[arg(required = true, value_name = "RECIPE")]
+    pub recipes: Vec<PathBuf>,
+    /// Architectures to lock (apk or Go spelling; repeatable). Default: the host's.
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub archs: Vec<String>,
+    /// Directory searched for `uses:` pipelines before the built-ins.
+    #[arg(long = "pipeline-dir", value_name = "DIR")]
+    pub pipeline_dirs: Vec<PathBuf>,
+    /// Also trust the public half of this signing key (as `build` does for
+    /// its output repository).
+    #[arg(long, value_name = "KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// Write the lock here instead of beside the recipe (one recipe only).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Download cache (default ~/.cache/pkgbuild).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.output.is_some() && args.recipes.len() > 1 {
+        return Err(input_error(anyhow!("--output takes one recipe")));
+    }
+    let archs: Vec<Arch> = if args.archs.is_empty() {
+        vec![crate::cli::resolve_arch(None)?]
+    } else {
+        args.archs
+            .iter()
+            .map(|a| crate::cli::resolve_arch(Some(a)))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let cache_dir = crate::cli::cache_dir(args.cache_dir.as_deref())?;
+    let apk = args.env.apk(&cache_dir);
+    let client = apk.client()?;
+    let own: Vec<TrustedKey> = match &args.signing_key {
+        Some(p) => vec![TrustedKey::of(&crate::apk::sign::SigningKey::load(p)?)],
+        None => Vec::new(),
+    };
+    for recipe in &args.recipes {
+        let mut contents = LockContents::default();
+        let mut checksum = None;
+        for &arch in &archs {
+            let opts = CompileOptions {
+                arch,
+                pipeline_dirs: args.pipeline_dirs.clone(),
+                ..CompileOptions::default()
+            };
+            let plan = plan::compile(recipe, &opts).map_err(input_error)?;
+            let request = guest_request(&plan.environment.contents, &args.env.extra());
+            if !request.is_hermetic() {
+                return Err(input_error(anyhow!(
+                    "{}: names no repository (environment.contents.repositories or -r): there is nothing to lock",
+                    recipe.display()
+                )));
+            }
+            let sum = request.key().checksum();
+            if checksum.get_or_insert_with(|| sum.clone()) != &sum {
+                return Err(input_error(anyhow!(
+                    "{}: the build environment differs between architectures; lock each architecture into its own file with --output",
+                    recipe.display()
+                )));
+            }
+            let res = guest::resolve(&client, &request, None, arch.apk(), own.clone())
+                .with_context(|| format!("{} ({})", recipe.display(), arch.apk()))?;
+            let (repos, pkgs) = guest::lock_records(&res, arch.apk());
+            eprintln!(
+                "{} ({}): {} packages",
+                recipe.display(),
+                arch.apk(),
+                pkgs.len()
+            );
+            contents.repositories.extend(repos);
+            contents.packages.extend(pkgs);
+            if contents.keyring.is_empty() {
+                contents.keyring = request
+                    .keyring
+                    .iter()
+                    .map(|k| LockKey {
+                        name: k.rsplit('/').next().unwrap_or(k).to_string(),
+                        url: k.clone(),
+                    })
+                    .collect();
+            }
+        }
+        let lock = LockFile {
+            version: LOCK_VERSION.into(),
+            config: LockConfig {
+                name: recipe
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                checksum: checksum.unwrap_or_default(),
+            },
+            contents,
+        };
+        let path = args
+            .output
+            .clone()
+            .unwrap_or_else(|| lockfile::default_path(recipe));
+        lock.write(&path)?;
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
