@@ -23,6 +23,7 @@ pub mod meta;
 pub mod plan;
 pub mod recipe;
 pub mod repo;
+pub mod resolve;
 pub mod sandbox;
 pub mod source;
 pub mod upstream;
