@@ -78,6 +78,9 @@ pub struct Installed {
     pub scripts: Scripts,
     pub dirs: Vec<DirRec>,
     dir_index: HashMap<String, usize>,
+    /// Directories this package has an entry for: apk refuses a file whose
+    /// directory the package does not list ("no dirent in archive").
+    declared: std::collections::HashSet<String>,
 }
 
 impl Installed {
@@ -358,6 +361,7 @@ impl Installer {
             scripts: ctl.scripts.clone(),
             dirs: Vec::new(),
             dir_index: HashMap::new(),
+            declared: Default::default(),
         });
         self.report.packages += 1;
         // apk treats installed size 0 as a virtual package: no files, no
@@ -542,6 +546,24 @@ impl Installer {
         if e.kind == EntryKind::Directory {
             return self.put_dir(idx, label, e, &parts, &host, acl);
         }
+        if !parents.is_empty() && !self.packages[idx].declared.contains(&dir_path) {
+            return Err(self
+                .unsafe_path(
+                    label,
+                    &e.path,
+                    format!("no entry for its directory `{dir_path}/` earlier in the package (apk refuses it)"),
+                )
+                .into());
+        }
+        if e.kind == EntryKind::File && e.checksum.is_none() {
+            return Err(self
+                .unsafe_path(
+                    label,
+                    &e.path,
+                    "regular file without an APK-TOOLS.checksum.SHA1 record (apk refuses it)",
+                )
+                .into());
+        }
         self.make_room(idx, label, e, &host, &key)?;
         let (acl, csum) = match e.kind {
             EntryKind::File => {
@@ -679,8 +701,10 @@ impl Installer {
 
     fn record_dir(&mut self, idx: usize, parts: &[&str], acl: Acl) {
         let pkg = &mut self.packages[idx];
-        let d = pkg.dir(&parts.join("/"));
+        let path = parts.join("/");
+        let d = pkg.dir(&path);
         pkg.dirs[d].acl = acl;
+        pkg.declared.insert(path);
     }
 
     /// Clear the way for a non-directory entry, applying apk's rules when
