@@ -8,11 +8,7 @@
 mod util;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pkgbuild::apk::index::IndexEntry;
@@ -20,7 +16,7 @@ use pkgbuild::upstream::{
     load_keyring, Client, ClientOptions, RepoSpec, TrustedKey, UpstreamError,
 };
 use util::testdata::{accepted_repo, hello_apk, keys_dir};
-use util::http::Server;
+use util::http::{Hit, Server};
 use util::{members, test_key};
 
 const ARCH: &str = "x86_64";
