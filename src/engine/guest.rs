@@ -334,6 +334,8 @@ pub fn prepare(inp: &Inputs) -> Result<GuestEnv> {
             repository: &f.repository,
         })
         .collect();
+    std::fs::create_dir_all(inp.root)
+        .with_context(|| format!("{}: cannot create the guest root", inp.root.display()))?;
     let mut run_script = |s: &ScriptRun| run_script_in(inp.root, inp.scratch, s);
     let report = install::install_cached(inp.templates, inp.root, &pkgs, &setup, &mut run_script)
         .with_context(|| format!("installing the build environment into {}", inp.root.display()))?;
