@@ -15,8 +15,8 @@ use pkgbuild::apk::index::IndexEntry;
 use pkgbuild::upstream::{
     load_keyring, Client, ClientOptions, RepoSpec, TrustedKey, UpstreamError,
 };
-use util::testdata::{accepted_repo, hello_apk, keys_dir};
 use util::http::{Hit, Server};
+use util::testdata::{accepted_repo, hello_apk, keys_dir};
 use util::{members, test_key};
 
 const ARCH: &str = "x86_64";

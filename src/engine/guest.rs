@@ -96,7 +96,10 @@ fn specs(req: &Request, out_dir: Option<&Path>, arch: &str) -> Result<Vec<RepoSp
     }
     for r in &req.repositories {
         let spec = RepoSpec::parse(r).with_context(|| format!("repository {r:?}"))?;
-        if !v.iter().any(|s: &RepoSpec| s.url == spec.url && s.tag == spec.tag) {
+        if !v
+            .iter()
+            .any(|s: &RepoSpec| s.url == spec.url && s.tag == spec.tag)
+        {
             v.push(spec);
         }
     }
@@ -205,8 +208,7 @@ fn fetch_resolved(client: &Client, res: &Resolved, arch: &str) -> Result<Vec<Fet
 fn fetch_locked(client: &Client, pkgs: &[&LockPackage]) -> Result<Vec<Fetched>> {
     pkgs.iter()
         .map(|p| {
-            let path =
-                client.package_pinned(&p.url, &p.name, &p.version, &p.checksum, p.size)?;
+            let path = client.package_pinned(&p.url, &p.name, &p.version, &p.checksum, p.size)?;
             let entry = IndexEntry::from_package(&path)
                 .with_context(|| format!("{}-{} ({})", p.name, p.version, p.url))?;
             if entry.checksum_field() != p.checksum {
@@ -279,11 +281,8 @@ pub fn prepare(inp: &Inputs) -> Result<GuestEnv> {
         Some((path, lock)) => {
             lock.check_fresh(path, &inp.request.key())?;
             let pkgs = lock.packages_for(path, inp.arch)?;
-            let keys = upstream::load_keyring(
-                &inp.request.keyring,
-                inp.own_keys.clone(),
-                inp.client,
-            )?;
+            let keys =
+                upstream::load_keyring(&inp.request.keyring, inp.own_keys.clone(), inp.client)?;
             log.push(format!(
                 "installing {} packages locked in {}",
                 pkgs.len(),
@@ -307,10 +306,7 @@ pub fn prepare(inp: &Inputs) -> Result<GuestEnv> {
         .iter()
         .filter_map(|k| {
             use rsa::pkcs8::EncodePublicKey;
-            let pem = k
-                .key
-                .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-                .ok()?;
+            let pem = k.key.to_public_key_pem(rsa::pkcs8::LineEnding::LF).ok()?;
             let name = if k.name.ends_with(".pub") {
                 k.name.clone()
             } else {
@@ -338,7 +334,12 @@ pub fn prepare(inp: &Inputs) -> Result<GuestEnv> {
         .with_context(|| format!("{}: cannot create the guest root", inp.root.display()))?;
     let mut run_script = |s: &ScriptRun| run_script_in(inp.root, inp.scratch, s);
     let report = install::install_cached(inp.templates, inp.root, &pkgs, &setup, &mut run_script)
-        .with_context(|| format!("installing the build environment into {}", inp.root.display()))?;
+        .with_context(|| {
+        format!(
+            "installing the build environment into {}",
+            inp.root.display()
+        )
+    })?;
     log.push(format!(
         "installed {} packages ({} files, {} bytes; {} install scripts ran): {}",
         report.packages,

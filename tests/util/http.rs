@@ -131,4 +131,3 @@ fn answer(stream: TcpStream, root: &Path, hits: &Mutex<Vec<Hit>>) -> std::io::Re
     out.write_all(&body)?;
     out.flush()
 }
-
