@@ -141,7 +141,10 @@ fn setup() -> Setup {
     Setup {
         world: vec!["base".into(), "extra".into()],
         repositories: vec!["https://example.org/repo".into()],
-        keys: vec![("test-5f3a.rsa.pub".into(), b"-----BEGIN PUBLIC KEY-----\n".to_vec())],
+        keys: vec![(
+            "test-5f3a.rsa.pub".into(),
+            b"-----BEGIN PUBLIC KEY-----\n".to_vec(),
+        )],
     }
 }
 
@@ -174,14 +177,8 @@ fn lgetxattr(p: &Path, name: &str) -> Option<Vec<u8>> {
     let c = CString::new(p.as_os_str().as_bytes()).unwrap();
     let n = CString::new(name).unwrap();
     let mut buf = vec![0u8; 4096];
-    let len = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
+    let len =
+        unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     (len >= 0).then(|| {
         buf.truncate(len as usize);
         buf
@@ -229,7 +226,10 @@ struct DbPkg {
 }
 
 fn parse_installed(text: &str) -> Vec<DbPkg> {
-    assert!(text.ends_with("\n\n"), "every record ends with a blank line");
+    assert!(
+        text.ends_with("\n\n"),
+        "every record ends with a blank line"
+    );
     let mut out = Vec::new();
     for record in text.split("\n\n").filter(|r| !r.is_empty()) {
         let mut p = DbPkg::default();
@@ -333,7 +333,11 @@ fn audit(root: &Path, db: &[DbPkg], xattr_names: &[&str]) -> usize {
                 let meta = fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
                 acl_check(&path, f.acl.as_deref().unwrap_or("0:0:644"), &what);
                 let content = if meta.file_type().is_symlink() {
-                    fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec()
+                    fs::read_link(&path)
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec()
                 } else {
                     fs::read(&path).unwrap()
                 };
@@ -362,8 +366,10 @@ fn owner(uid: u32, gid: u32, name: &str, mode: Option<u32>) -> EntryOverride {
 }
 
 fn base_and_extra(work: &Path) -> (Built, Built) {
-    let mut xattr = EntryOverride::default();
-    xattr.xattrs = vec![("user.pkgbuild".into(), b"filetest".to_vec())];
+    let xattr = EntryOverride {
+        xattrs: vec![("user.pkgbuild".into(), b"filetest".to_vec())],
+        ..Default::default()
+    };
     let base = build(
         work,
         Pkg {
@@ -435,7 +441,10 @@ fn installs_files_links_modes_owners_xattrs_with_an_auditable_database() {
     assert!(!root.join("lib/apk/exec/hello-1.0-r0.post-install").exists());
 
     let meta = |p: &str| fs::symlink_metadata(root.join(p)).unwrap();
-    assert_eq!(fs::read(root.join("usr/bin/tool")).unwrap(), b"#!/bin/sh\necho tool\n");
+    assert_eq!(
+        fs::read(root.join("usr/bin/tool")).unwrap(),
+        b"#!/bin/sh\necho tool\n"
+    );
     assert_eq!(meta("usr/bin/tool").mode() & 0o7777, 0o755);
     assert_eq!(meta("usr/bin/tool").mtime(), MTIME as i64);
     assert_eq!(meta("usr/bin/tool-hard").ino(), meta("usr/bin/tool").ino());
@@ -448,10 +457,19 @@ fn installs_files_links_modes_owners_xattrs_with_an_auditable_database() {
     assert_eq!(meta("etc/private").mode() & 0o7777, 0o1750, "sticky dir");
     assert_eq!(meta("usr/share/hello").mode() & 0o7777, 0o750);
     if as_root() {
-        assert_eq!((meta("etc/owned").uid(), meta("etc/owned").gid()), (1234, 2345));
-        assert!(report.warnings.iter().all(|w| !w.contains("not running as root")));
+        assert_eq!(
+            (meta("etc/owned").uid(), meta("etc/owned").gid()),
+            (1234, 2345)
+        );
+        assert!(report
+            .warnings
+            .iter()
+            .all(|w| !w.contains("not running as root")));
     } else {
-        assert!(report.warnings.iter().any(|w| w.contains("not running as root")));
+        assert!(report
+            .warnings
+            .iter()
+            .any(|w| w.contains("not running as root")));
     }
     let xattrs = user_xattrs_supported(work.path());
     if xattrs {
@@ -462,7 +480,10 @@ fn installs_files_links_modes_owners_xattrs_with_an_auditable_database() {
     } else {
         eprintln!("this filesystem has no user xattrs: only the database hash is checked");
     }
-    assert_eq!(fs::read(root.join("usr/share/common/extra.txt")).unwrap(), b"extra");
+    assert_eq!(
+        fs::read(root.join("usr/share/common/extra.txt")).unwrap(),
+        b"extra"
+    );
 
     // The database, parsed back and audited against the tree.
     let db = read_db(&root);
@@ -493,8 +514,19 @@ fn installs_files_links_modes_owners_xattrs_with_an_auditable_database() {
         .unwrap();
     assert!(tagged.acl.as_deref().unwrap().starts_with("0:0:644:Q1"));
     let hard = db[0].dirs.iter().find(|d| d.path == "usr/bin").unwrap();
-    let z = |n: &str| hard.files.iter().find(|f| f.name == n).unwrap().csum.clone();
-    assert_eq!(z("tool-hard"), z("tool"), "a hard link carries its target's checksum");
+    let z = |n: &str| {
+        hard.files
+            .iter()
+            .find(|f| f.name == n)
+            .unwrap()
+            .csum
+            .clone()
+    };
+    assert_eq!(
+        z("tool-hard"),
+        z("tool"),
+        "a hard link carries its target's checksum"
+    );
 
     // The other database and etc/apk files.
     let scripts = fs::read(root.join("lib/apk/db/scripts.tar")).unwrap();
@@ -518,7 +550,10 @@ fn installs_files_links_modes_owners_xattrs_with_an_auditable_database() {
         fs::read_to_string(root.join("etc/apk/repositories")).unwrap(),
         "https://example.org/repo\n"
     );
-    assert_eq!(fs::read_to_string(root.join("etc/apk/arch")).unwrap(), "x86_64\n");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/apk/arch")).unwrap(),
+        "x86_64\n"
+    );
     assert_eq!(
         fs::read(root.join("etc/apk/keys/test-5f3a.rsa.pub")).unwrap(),
         b"-----BEGIN PUBLIC KEY-----\n"
@@ -555,8 +590,13 @@ fn conflicts_fail_naming_both_unless_replaced_same_origin_or_same_content() {
     };
     let mut calls = Calls::new();
 
-    let err = install(&fresh("r1"), &packages(&[&a, &b]), &s.get(), &mut recorder(&mut calls))
-        .unwrap_err();
+    let err = install(
+        &fresh("r1"),
+        &packages(&[&a, &b]),
+        &s.get(),
+        &mut recorder(&mut calls),
+    )
+    .unwrap_err();
     assert!(matches!(err, InstallError::Conflict { .. }), "{err}");
     let msg = err.to_string();
     assert!(
@@ -566,11 +606,21 @@ fn conflicts_fail_naming_both_unless_replaced_same_origin_or_same_content() {
 
     for (taker, content) in [(&b_replaces, "B"), (&c_origin, "C"), (&d_same, "A")] {
         let root = fresh(&format!("r-{}", taker.entry.info.name));
-        install(&root, &packages(&[&a, taker]), &s.get(), &mut recorder(&mut calls)).unwrap();
+        install(
+            &root,
+            &packages(&[&a, taker]),
+            &s.get(),
+            &mut recorder(&mut calls),
+        )
+        .unwrap();
         assert_eq!(fs::read_to_string(root.join("usr/bin/x")).unwrap(), content);
         let db = read_db(&root);
         let owns = |p: &DbPkg| p.dirs.iter().any(|d| d.files.iter().any(|f| f.name == "x"));
-        assert!(!owns(&db[0]), "{}: the old owner lost the file", taker.entry.info.name);
+        assert!(
+            !owns(&db[0]),
+            "{}: the old owner lost the file",
+            taker.entry.info.name
+        );
         assert!(owns(&db[1]));
         assert_eq!(audit(&root, &db, &[]), 5, "usr, usr/bin twice, and x");
         if taker.entry.info.name == "b-replaces" {
@@ -601,7 +651,10 @@ fn refuses_what_apk_refuses_and_packages_that_are_not_the_indexed_ones() {
         }];
         let err = install(&root, &pkgs, &s.get(), &mut recorder(&mut calls)).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("hello-1.0-r0") && msg.contains(needle), "{file}: {msg}");
+        assert!(
+            msg.contains("hello-1.0-r0") && msg.contains(needle),
+            "{file}: {msg}"
+        );
     }
     // A file whose control member is not the one its index record names.
     let hello = hello();
@@ -620,9 +673,22 @@ fn refuses_what_apk_refuses_and_packages_that_are_not_the_indexed_ones() {
     );
     assert!(err.to_string().contains("swapped-repo"), "{err}");
     // The root must start empty.
-    let err = install(&root, &packages(&[&hello]), &s.get(), &mut recorder(&mut calls));
-    assert!(err.is_ok(), "the failed install left nothing behind? {err:?}");
-    let again = install(&root, &packages(&[&hello]), &s.get(), &mut recorder(&mut calls));
+    let err = install(
+        &root,
+        &packages(&[&hello]),
+        &s.get(),
+        &mut recorder(&mut calls),
+    );
+    assert!(
+        err.is_ok(),
+        "the failed install left nothing behind? {err:?}"
+    );
+    let again = install(
+        &root,
+        &packages(&[&hello]),
+        &s.get(),
+        &mut recorder(&mut calls),
+    );
     assert!(matches!(again, Err(InstallError::RootNotEmpty { .. })));
 }
 
@@ -646,8 +712,14 @@ fn shell_package(work: &Path) -> Built {
     }
     let mut dirs: Vec<&'static str> = Vec::new();
     for (guest, _) in &copies {
-        let parent = Path::new(guest).parent().unwrap().to_string_lossy().into_owned();
-        dirs.push(Box::leak(parent.trim_start_matches('/').to_string().into_boxed_str()));
+        let parent = Path::new(guest)
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        dirs.push(Box::leak(
+            parent.trim_start_matches('/').to_string().into_boxed_str(),
+        ));
     }
     build(
         work,
@@ -782,8 +854,16 @@ fn scripts_and_triggers_run_with_the_root_as_slash() {
     );
     if real {
         let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
-        assert_eq!(read("etc/pre-ran"), "1.0-r0\n", "pre-install ran before the files");
-        assert_eq!(read("etc/post-ran"), "1.0-r0\n", "post-install ran after them");
+        assert_eq!(
+            read("etc/pre-ran"),
+            "1.0-r0\n",
+            "pre-install ran before the files"
+        );
+        assert_eq!(
+            read("etc/post-ran"),
+            "1.0-r0\n",
+            "post-install ran after them"
+        );
         assert_eq!(read("etc/trigger-args"), "/usr/share/p /usr/share/q\n");
         assert!(!root.join("lib/apk/exec/p-1.0-r0.post-install").exists());
     }
@@ -822,7 +902,10 @@ fn snapshot(root: &Path, all_mtimes: bool) -> BTreeMap<String, String> {
         inodes: &mut BTreeMap<u64, String>,
         all_mtimes: bool,
     ) {
-        let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
@@ -835,13 +918,26 @@ fn snapshot(root: &Path, all_mtimes: bool) -> BTreeMap<String, String> {
             } else {
                 let first = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
                 let written_now = rel.starts_with("lib/apk/db/") || rel.starts_with("etc/apk/");
-                let mtime = if all_mtimes || !written_now { m.mtime() } else { 0 };
-                format!("{:x} link:{first} mtime:{mtime}", Sha1::digest(fs::read(&p).unwrap()))
+                let mtime = if all_mtimes || !written_now {
+                    m.mtime()
+                } else {
+                    0
+                };
+                format!(
+                    "{:x} link:{first} mtime:{mtime}",
+                    Sha1::digest(fs::read(&p).unwrap())
+                )
             };
-            let x = lgetxattr(&p, "user.pkgbuild").map(|v| String::from_utf8_lossy(&v).into_owned());
+            let x =
+                lgetxattr(&p, "user.pkgbuild").map(|v| String::from_utf8_lossy(&v).into_owned());
             out.insert(
                 rel,
-                format!("{body} mode:{:o} own:{}:{} x:{x:?}", m.mode() & 0o7777, m.uid(), m.gid()),
+                format!(
+                    "{body} mode:{:o} own:{}:{} x:{x:?}",
+                    m.mode() & 0o7777,
+                    m.uid(),
+                    m.gid()
+                ),
             );
         }
     }
@@ -876,18 +972,25 @@ fn template_is_built_once_then_copied_never_shared() {
                 let (pkgs, s, templates) = (&pkgs, &s, &templates);
                 scope.spawn(move || {
                     let mut calls = Calls::new();
-                    let r = install_cached(templates, root, pkgs, &s.get(), &mut recorder(&mut calls))
-                        .map_err(|e| e.to_string());
+                    let r =
+                        install_cached(templates, root, pkgs, &s.get(), &mut recorder(&mut calls))
+                            .map_err(|e| e.to_string());
                     (calls, r)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let built: Vec<_> = results.iter().filter(|(_, r)| !r.as_ref().unwrap().from_template).collect();
+    let built: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| !r.as_ref().unwrap().from_template)
+        .collect();
     assert_eq!(built.len(), 1, "exactly one caller built the template");
     assert_eq!(built[0].0.len(), 1, "its scripts ran once, in the template");
-    let copied: Vec<_> = results.iter().filter(|(_, r)| r.as_ref().unwrap().from_template).collect();
+    let copied: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| r.as_ref().unwrap().from_template)
+        .collect();
     assert!(copied[0].0.is_empty(), "a copy runs no scripts");
     let mut from_copy = copied[0].1.clone().unwrap();
     from_copy.from_template = false;
@@ -900,13 +1003,21 @@ fn template_is_built_once_then_copied_never_shared() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
         .collect();
-    assert_eq!(dirs.len(), 1, "one finished template, no build leftovers: {dirs:?}");
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one finished template, no build leftovers: {dirs:?}"
+    );
     let template = &dirs[0];
     let want = snapshot(template, true);
     assert_eq!(snapshot(&r1, true), want);
     assert_eq!(snapshot(&r2, true), want);
     let ino = |p: &Path| fs::metadata(p.join("usr/bin/tool")).unwrap().ino();
-    assert_ne!(ino(&r1), ino(template), "roots are copies, not the template");
+    assert_ne!(
+        ino(&r1),
+        ino(template),
+        "roots are copies, not the template"
+    );
     assert_ne!(ino(&r1), ino(&r2));
     // A build scribbling on its root touches neither the template nor others.
     fs::write(r1.join("usr/bin/tool"), b"changed").unwrap();
@@ -928,15 +1039,32 @@ fn timing_of_a_toolchain_sized_root() {
     let mut built = Vec::new();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let names = [
-        "gcc", "binutils", "musl", "musl-dev", "make", "busybox", "libstdcxx", "libgcc", "gmp",
-        "mpfr", "isl", "zlib", "openssl", "perl", "python3",
+        "gcc",
+        "binutils",
+        "musl",
+        "musl-dev",
+        "make",
+        "busybox",
+        "libstdcxx",
+        "libgcc",
+        "gmp",
+        "mpfr",
+        "isl",
+        "zlib",
+        "openssl",
+        "perl",
+        "python3",
     ];
     let t0 = std::time::Instant::now();
-    for (n, name) in names.iter().enumerate() {
+    for name in names {
         let mut files = Vec::new();
         for i in 0..200 {
             // Binaries compress about 3:1; so does half-random, half-zero data.
-            let len = if i % 50 == 0 { 1_500_000 } else { 20_000 + (i * 997) % 40_000 };
+            let len = if i % 50 == 0 {
+                1_500_000
+            } else {
+                20_000 + (i * 997) % 40_000
+            };
             let mut data = vec![0u8; len];
             for chunk in data.chunks_mut(16).step_by(2) {
                 for b in chunk {
@@ -959,9 +1087,12 @@ fn timing_of_a_toolchain_sized_root() {
                 ..Default::default()
             },
         ));
-        let _ = n;
     }
-    eprintln!("timing: writing {} packages: {:.2}s", built.len(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "timing: writing {} packages: {:.2}s",
+        built.len(),
+        t0.elapsed().as_secs_f64()
+    );
     let refs: Vec<&Built> = built.iter().collect();
     let pkgs = packages(&refs);
     let s = setup();
@@ -983,7 +1114,9 @@ fn timing_of_a_toolchain_sized_root() {
     };
     let (a, b, c) = (fresh("a"), fresh("b"), fresh("c"));
     let templates = w.join("templates");
-    time("install", &mut || install(&a, &pkgs, &s.get(), &mut recorder(&mut calls)).unwrap());
+    time("install", &mut || {
+        install(&a, &pkgs, &s.get(), &mut recorder(&mut calls)).unwrap()
+    });
     time("install_cached, building the template", &mut || {
         install_cached(&templates, &b, &pkgs, &s.get(), &mut recorder(&mut calls)).unwrap()
     });

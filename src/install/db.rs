@@ -146,16 +146,17 @@ fn write_in(
     mode: u32,
     bytes: &[u8],
 ) -> Result<(), InstallError> {
-    let d = resolver
-        .dir(dir, true)
-        .map_err(|e| InstallError::Unsafe {
-            package: "(database)".into(),
-            path: dir.join("/"),
-            problem: e.to_string(),
-        })?;
+    let d = resolver.dir(dir, true).map_err(|e| InstallError::Unsafe {
+        package: "(database)".into(),
+        path: dir.join("/"),
+        problem: e.to_string(),
+    })?;
     let path = d.host.join(name);
-    crate::atomic::write(&path, mode, bytes)
-        .map_err(InstallError::io("(database)", "cannot write", &path))
+    crate::atomic::write(&path, mode, bytes).map_err(InstallError::io(
+        "(database)",
+        "cannot write",
+        &path,
+    ))
 }
 
 /// Write the database and `etc/apk` files into `root`.
@@ -170,9 +171,8 @@ pub fn write_all(
     for p in &state.packages {
         render_record(p, &mut installed);
     }
-    let scripts = scripts_tar(&state.packages).map_err(|e| {
-        InstallError::Setup(format!("cannot encode lib/apk/db/scripts.tar: {e}"))
-    })?;
+    let scripts = scripts_tar(&state.packages)
+        .map_err(|e| InstallError::Setup(format!("cannot encode lib/apk/db/scripts.tar: {e}")))?;
     let triggers = triggers_text(&state.packages);
     let r = &mut state.resolver;
     let db = ["lib", "apk", "db"];
@@ -189,7 +189,13 @@ pub fn write_all(
         0o644,
         lines(setup.repositories).as_bytes(),
     )?;
-    write_in(r, &etc, "arch", 0o644, format!("{}\n", setup.arch).as_bytes())?;
+    write_in(
+        r,
+        &etc,
+        "arch",
+        0o644,
+        format!("{}\n", setup.arch).as_bytes(),
+    )?;
     for (name, pem) in setup.keys {
         write_in(r, &["etc", "apk", "keys"], name, 0o644, pem)?;
     }

@@ -330,7 +330,7 @@ impl Installer {
             package: format!("{}-{}", pkg.entry.info.name, pkg.entry.info.version),
             file: pkg.path.to_path_buf(),
             repository: pkg.repository.to_string(),
-            source,
+            source: Box::new(source),
         };
         let ctl = read_control(pkg.path).map_err(read_err)?;
         if ctl.control_sha1 != pkg.entry.control_sha1 {
@@ -388,7 +388,10 @@ impl Installer {
         kind: &str,
         run_script: &mut ScriptRunner,
     ) -> Result<(), InstallError> {
-        let pkg = self.packages.last().expect("called after pushing a package");
+        let pkg = self
+            .packages
+            .last()
+            .expect("called after pushing a package");
         let Some((_, body)) = pkg.scripts.iter().find(|(n, _)| n == kind) else {
             return Ok(());
         };
@@ -580,11 +583,17 @@ impl Installer {
             }
             EntryKind::Symlink => {
                 let to = e.link_target.as_deref().unwrap_or_default();
-                std::os::unix::fs::symlink(to, &host)
-                    .map_err(InstallError::io(label, "cannot create symlink", &host))?;
+                std::os::unix::fs::symlink(to, &host).map_err(InstallError::io(
+                    label,
+                    "cannot create symlink",
+                    &host,
+                ))?;
                 self.set_owner(&host, &acl, label)?;
-                set_mtime(&host, e.mtime as i64)
-                    .map_err(InstallError::io(label, "cannot set the mtime of", &host))?;
+                set_mtime(&host, e.mtime as i64).map_err(InstallError::io(
+                    label,
+                    "cannot set the mtime of",
+                    &host,
+                ))?;
                 (acl, e.checksum)
             }
             EntryKind::Hardlink => {
@@ -599,8 +608,11 @@ impl Installer {
                             format!("no hard link target ({to}) earlier in the package"),
                         )
                     })?;
-                fs::hard_link(&target.host, &host)
-                    .map_err(InstallError::io(label, "cannot create hard link", &host))?;
+                fs::hard_link(&target.host, &host).map_err(InstallError::io(
+                    label,
+                    "cannot create hard link",
+                    &host,
+                ))?;
                 (target.acl, target.csum)
             }
             EntryKind::CharDevice | EntryKind::BlockDevice | EntryKind::Fifo => {
@@ -618,8 +630,11 @@ impl Installer {
                 self.set_owner(&host, &acl, label)?;
                 fs::set_permissions(&host, fs::Permissions::from_mode(e.mode))
                     .map_err(InstallError::io(label, "cannot set the mode of", &host))?;
-                set_mtime(&host, e.mtime as i64)
-                    .map_err(InstallError::io(label, "cannot set the mtime of", &host))?;
+                set_mtime(&host, e.mtime as i64).map_err(InstallError::io(
+                    label,
+                    "cannot set the mtime of",
+                    &host,
+                ))?;
                 (acl, None)
             }
             EntryKind::Directory => unreachable!("handled above"),
@@ -680,8 +695,11 @@ impl Installer {
                     .into())
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(host)
-                    .map_err(InstallError::io(label, "cannot create directory", host))?;
+                fs::create_dir(host).map_err(InstallError::io(
+                    label,
+                    "cannot create directory",
+                    host,
+                ))?;
                 self.changed_dirs.insert(format!("/{}", parts.join("/")));
             }
             Err(err) => return Err(InstallError::io(label, "cannot inspect", host)(err).into()),
@@ -692,8 +710,11 @@ impl Installer {
             self.dir_fixups.push((host.to_path_buf(), mode));
             mode |= 0o700;
         }
-        fs::set_permissions(host, fs::Permissions::from_mode(mode))
-            .map_err(InstallError::io(label, "cannot set the mode of", host))?;
+        fs::set_permissions(host, fs::Permissions::from_mode(mode)).map_err(InstallError::io(
+            label,
+            "cannot set the mode of",
+            host,
+        ))?;
         self.set_xattrs(host, &e.xattrs);
         self.record_dir(idx, parts, acl);
         Ok(())

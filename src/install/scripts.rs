@@ -80,7 +80,10 @@ mod tests {
         assert!(!glob_match("/usr/share/*", "/usr/share/hello/sub"));
         assert!(glob_match("/etc/foo", "/etc/foo"));
         assert!(!glob_match("/etc/foo", "/etc/foobar"));
-        assert!(glob_match("/usr/lib/gdk-pixbuf-?.*/*", "/usr/lib/gdk-pixbuf-2.0/x"));
+        assert!(glob_match(
+            "/usr/lib/gdk-pixbuf-?.*/*",
+            "/usr/lib/gdk-pixbuf-2.0/x"
+        ));
     }
 
     #[test]

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::extract::{lchown, lsetxattr, mknod, set_mtime};
-use super::{install, running_as_root, InstallError, InstallReport, Package, RootSetup, ScriptRunner};
+use super::{
+    install, running_as_root, InstallError, InstallReport, Package, RootSetup, ScriptRunner,
+};
 use crate::apk::read::hex;
 
 /// The template name for this package list and setup: SHA-256 over the
@@ -93,20 +95,21 @@ pub fn install_cached(
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&lock_path)
         .map_err(template_err(&lock_path, "cannot open lock"))?;
-    lock.lock().map_err(template_err(&lock_path, "cannot lock"))?;
+    lock.lock()
+        .map_err(template_err(&lock_path, "cannot lock"))?;
     let report = if fs::symlink_metadata(&done).is_ok_and(|m| m.is_dir()) {
         let text = fs::read(&report_path).map_err(template_err(&report_path, "cannot read"))?;
-        let mut r: InstallReport = serde_json::from_slice(&text).map_err(|e| {
-            InstallError::Template {
+        let mut r: InstallReport =
+            serde_json::from_slice(&text).map_err(|e| InstallError::Template {
                 path: report_path.clone(),
                 problem: e.to_string(),
-            }
-        })?;
+            })?;
         r.from_template = true;
         r
     } else {
-        let building = crate::lockdir::LockedDir::create(template_dir, ".building-")
-            .map_err(template_err(template_dir, "cannot create a build directory"))?;
+        let building = crate::lockdir::LockedDir::create(template_dir, ".building-").map_err(
+            template_err(template_dir, "cannot create a build directory"),
+        )?;
         let tree = building.path().join("root");
         fs::create_dir(&tree).map_err(template_err(&tree, "cannot create"))?;
         let report = install(&tree, pkgs, setup, run_script)?;
@@ -315,10 +318,7 @@ mod tests {
         assert_eq!(x.ino(), fs::metadata(b.join("usr/bin/y")).unwrap().ino());
         assert_ne!(x.ino(), fs::metadata(a.join("usr/bin/x")).unwrap().ino());
         assert_eq!(fs::read_link(b.join("usr/bin/z")).unwrap(), Path::new("x"));
-        assert_eq!(
-            fs::metadata(b.join("usr")).unwrap().mode() & 0o7777,
-            0o555
-        );
+        assert_eq!(fs::metadata(b.join("usr")).unwrap().mode() & 0o7777, 0o555);
         fs::set_permissions(a.join("usr"), fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(b.join("usr"), fs::Permissions::from_mode(0o755)).unwrap();
     }
