@@ -498,9 +498,9 @@ impl Installer {
 
     fn set_owner(&mut self, host: &Path, acl: &Acl, label: &str) -> Result<(), InstallError> {
         if !self.as_root {
-            if acl.uid != u64::from(unsafe { libc::geteuid() })
-                || acl.gid != u64::from(unsafe { libc::getegid() })
-            {
+            // SAFETY: geteuid/getegid have no preconditions and cannot fail.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            if acl.uid != u64::from(uid) || acl.gid != u64::from(gid) {
                 self.owners_skipped += 1;
             }
             return Ok(());
