@@ -366,8 +366,10 @@ fn owner(uid: u32, gid: u32, name: &str, mode: Option<u32>) -> EntryOverride {
 }
 
 fn base_and_extra(work: &Path) -> (Built, Built) {
-    let mut xattr = EntryOverride::default();
-    xattr.xattrs = vec![("user.pkgbuild".into(), b"filetest".to_vec())];
+    let xattr = EntryOverride {
+        xattrs: vec![("user.pkgbuild".into(), b"filetest".to_vec())],
+        ..Default::default()
+    };
     let base = build(
         work,
         Pkg {
@@ -1054,7 +1056,7 @@ fn timing_of_a_toolchain_sized_root() {
         "python3",
     ];
     let t0 = std::time::Instant::now();
-    for (n, name) in names.iter().enumerate() {
+    for name in names {
         let mut files = Vec::new();
         for i in 0..200 {
             // Binaries compress about 3:1; so does half-random, half-zero data.
@@ -1085,7 +1087,6 @@ fn timing_of_a_toolchain_sized_root() {
                 ..Default::default()
             },
         ));
-        let _ = n;
     }
     eprintln!(
         "timing: writing {} packages: {:.2}s",
@@ -1122,4 +1123,88 @@ fn timing_of_a_toolchain_sized_root() {
     time("install_cached, copying the template", &mut || {
         install_cached(&templates, &c, &pkgs, &s.get(), &mut recorder(&mut calls)).unwrap()
     });
+}
+
+#[test]
+fn symlinked_directories_are_followed_inside_the_root_only() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let marker = format!("pkgbuild-install-escape-{}", std::process::id());
+    let layout = build(
+        w,
+        Pkg {
+            name: "layout",
+            dirs: vec!["usr/lib"],
+            symlinks: vec![("lib", "usr/lib"), ("escape", "/"), ("up", "../../..")],
+            ..Default::default()
+        },
+    );
+    let tmp_file: &'static str = Box::leak(format!("escape/tmp/{marker}").into_boxed_str());
+    let up_file: &'static str = Box::leak(format!("up/tmp/{marker}-up").into_boxed_str());
+    let user = build(
+        w,
+        Pkg {
+            name: "user",
+            dirs: vec!["lib", "escape/tmp", "up/tmp"],
+            files: vec![
+                ("lib/libuser.so", b"lib".to_vec()),
+                (tmp_file, b"inside".to_vec()),
+                (up_file, b"inside too".to_vec()),
+            ],
+            ..Default::default()
+        },
+    );
+    let clash = build(
+        w,
+        Pkg {
+            name: "clash",
+            dirs: vec!["usr/lib"],
+            files: vec![("usr/lib/libuser.so", b"other".to_vec())],
+            ..Default::default()
+        },
+    );
+    let s = setup();
+    let root = w.join("root");
+    fs::create_dir(&root).unwrap();
+    let mut calls = Calls::new();
+    install(
+        &root,
+        &packages(&[&layout, &user]),
+        &s.get(),
+        &mut recorder(&mut calls),
+    )
+    .unwrap();
+    assert_eq!(fs::read(root.join("usr/lib/libuser.so")).unwrap(), b"lib");
+    assert_eq!(fs::read(root.join("tmp").join(&marker)).unwrap(), b"inside");
+    assert_eq!(
+        fs::read(root.join("tmp").join(format!("{marker}-up"))).unwrap(),
+        b"inside too"
+    );
+    assert!(
+        !Path::new("/tmp").join(&marker).exists(),
+        "wrote outside the root"
+    );
+    assert!(!Path::new("/tmp").join(format!("{marker}-up")).exists());
+    // The database keeps the package's own names.
+    let db = read_db(&root);
+    assert!(db[1]
+        .dirs
+        .iter()
+        .any(|d| d.path == "lib" && d.files[0].name == "libuser.so"));
+
+    // The same file reached by another name is still a conflict.
+    let root = w.join("root-clash");
+    fs::create_dir(&root).unwrap();
+    let err = install(
+        &root,
+        &packages(&[&layout, &user, &clash]),
+        &s.get(),
+        &mut recorder(&mut calls),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("clash-1.0-r0") && msg.contains("user-1.0-r0"),
+        "{msg}"
+    );
 }

@@ -330,7 +330,7 @@ impl Installer {
             package: format!("{}-{}", pkg.entry.info.name, pkg.entry.info.version),
             file: pkg.path.to_path_buf(),
             repository: pkg.repository.to_string(),
-            source,
+            source: Box::new(source),
         };
         let ctl = read_control(pkg.path).map_err(read_err)?;
         if ctl.control_sha1 != pkg.entry.control_sha1 {
@@ -498,9 +498,9 @@ impl Installer {
 
     fn set_owner(&mut self, host: &Path, acl: &Acl, label: &str) -> Result<(), InstallError> {
         if !self.as_root {
-            if acl.uid != u64::from(unsafe { libc::geteuid() })
-                || acl.gid != u64::from(unsafe { libc::getegid() })
-            {
+            // SAFETY: geteuid/getegid have no preconditions and cannot fail.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            if acl.uid != u64::from(uid) || acl.gid != u64::from(gid) {
                 self.owners_skipped += 1;
             }
             return Ok(());

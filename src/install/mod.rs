@@ -96,7 +96,7 @@ pub enum InstallError {
         package: String,
         file: PathBuf,
         repository: String,
-        source: ReadError,
+        source: Box<ReadError>,
     },
     #[error(
         "{package} ({file}, from {repository}): control checksum {actual} does not match the index record's {expected}"
