@@ -3,7 +3,6 @@
 //! case apk accepted, a refusal for every case it refused, and an order in
 //! which every package comes after the packages it depends on.
 
-#[allow(dead_code)]
 mod util;
 
 use std::collections::{BTreeSet, HashMap};
@@ -40,11 +39,6 @@ fn load_cases(dir: &Path) -> Vec<Case> {
 /// dependencies must come earlier, unless it depends back on `entry`
 /// (a cycle, which no order can satisfy).
 fn order_problems(entries: &[&IndexEntry]) -> Vec<String> {
-    let pos: HashMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.info.name.as_str(), i))
-        .collect();
     let provider = |dep: &str| -> Option<usize> {
         let d: pkgbuild::apk::dep::Dep = dep.parse().ok()?;
         if d.conflict {
@@ -85,7 +79,6 @@ fn order_problems(entries: &[&IndexEntry]) -> Vec<String> {
             }
         }
     }
-    let _ = pos;
     problems
 }
 

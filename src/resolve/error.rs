@@ -115,7 +115,7 @@ pub(super) fn explain(s: &Solver, world: &[Req]) -> ResolveError {
         _ => None,
     });
     if let Some((by, req, chain)) = unmet {
-        return unmet_error(s, by, req, chain);
+        return unmet_error(s, by, req, chain, world);
     }
     for f in &s.failures {
         match f {
@@ -154,25 +154,88 @@ pub(super) fn explain(s: &Solver, world: &[Req]) -> ResolveError {
     }
 }
 
-fn unmet_error(s: &Solver, by: Option<PkgId>, req: &Req, chain: &[Link]) -> ResolveError {
-    let mut required_by = Vec::new();
-    for link in chain.iter().rev() {
-        required_by.push(match link {
-            Link::World(text) => format!("world: {text}"),
-            Link::Pkg(p) => s.u.label(*p),
-            Link::InstallIf(p) => format!("install_if of {}", s.u.label(*p)),
-        });
+/// Who asked for `pkg` (nearest first): a world entry naming it, else a
+/// package that depends on it, else the walk that reached it.
+fn who_wants(s: &Solver, pkg: PkgId, world: &[Req]) -> Vec<String> {
+    let chosen_is = |name: NameId| s.ns[name].chosen.is_some_and(|c| c.pkg == pkg);
+    if let Some(w) = world.iter().find(|w| !w.conflict && chosen_is(w.name)) {
+        return vec![format!("world: {}", w.text)];
     }
-    // An `InstallIf` link explains the package after it: show it as part
-    // of that package's entry.
-    let mut merged: Vec<String> = Vec::new();
-    for item in required_by {
-        match merged.last_mut() {
-            Some(last) if item.starts_with("install_if of ") => {
-                *last = format!("{last}, pulled in by the {item}");
-            }
-            _ => merged.push(item),
+    for (q, chain) in s.pulled_in_by.iter().enumerate() {
+        let Some(chain) = chain else { continue };
+        if q != pkg
+            && s.u
+                .depends(q)
+                .iter()
+                .any(|d| !d.conflict && chosen_is(d.name))
+        {
+            let mut out = vec![s.u.label(q)];
+            out.extend(chain_text(s, chain));
+            return out;
         }
+    }
+    s.pulled_in_by
+        .get(pkg)
+        .and_then(|c| c.as_deref())
+        .map(|c| chain_text(s, c))
+        .unwrap_or_default()
+}
+
+/// A chain (as walked, world first) as `required_by` items, nearest first.
+fn chain_text(s: &Solver, chain: &[Link]) -> Vec<String> {
+    let mut merged: Vec<String> = Vec::new();
+    for link in chain.iter().rev() {
+        match link {
+            Link::World(text) => merged.push(format!("world: {text}")),
+            Link::Pkg(p) => merged.push(s.u.label(*p)),
+            // Explains the package before it in this list.
+            Link::InstallIf(p) => {
+                let why = format!("pulled in by the install_if of {}", s.u.label(*p));
+                match merged.last_mut() {
+                    Some(last) => *last = format!("{last}, {why}"),
+                    None => merged.push(why),
+                }
+            }
+        }
+    }
+    merged
+}
+
+fn unmet_error(
+    s: &Solver,
+    by: Option<PkgId>,
+    req: &Req,
+    chain: &[Link],
+    world: &[Req],
+) -> ResolveError {
+    let merged = chain_text(s, chain);
+    if req.conflict {
+        // The candidates of `!foo` are beside the point: say which foo
+        // was installed anyway, and who wanted it.
+        let chosen = s.ns[req.name].chosen;
+        let candidates = chosen
+            .map(|c| {
+                let who = who_wants(s, c.pkg, world);
+                Candidate {
+                    package: s.u.label(c.pkg),
+                    reason: if who.is_empty() {
+                        "installed anyway".into()
+                    } else {
+                        format!(
+                            "installed anyway: required by {}",
+                            who.join(", required by ")
+                        )
+                    },
+                }
+            })
+            .into_iter()
+            .collect();
+        return ResolveError {
+            requirement: req.text.clone(),
+            required_by: merged,
+            candidates,
+            note: None,
+        };
     }
     let cands = candidates(s, by, req.name, Some(req));
     let name = req.name;
@@ -239,14 +302,14 @@ fn why_not(
         }
     }
     let st = &s.ps[p.pkg];
+    if !st.tag_ok {
+        return "its repository is tagged, and this request does not carry that tag".into();
+    }
     if let Some(r) = &st.ruled_out {
         return ruled_out_text(s, r);
     }
     if s.ns.get(name).and_then(|n| n.chosen) == Some(p) {
         return "chosen, but one of its own requirements failed".into();
-    }
-    if !st.tag_ok && st.selectable {
-        return "its repository is tagged, and this request does not carry that tag".into();
     }
     if s.u.version_of(p).is_none() && pkg.entry.info.provider_priority.unwrap_or(0) == 0 {
         return format!(

@@ -113,6 +113,8 @@ pub(super) struct Solver<'u, 'a> {
     errors: usize,
     pub(super) failures: Vec<Failure>,
     order: Vec<PkgId>,
+    /// For each package in the install order: the chain that pulled it in.
+    pub(super) pulled_in_by: Vec<Option<Vec<Link>>>,
 }
 
 pub(super) fn solve(u: &mut Universe, world: &[WorldEntry]) -> Result<Vec<Pick>, ResolveError> {
@@ -147,6 +149,7 @@ pub(super) fn solve(u: &mut Universe, world: &[WorldEntry]) -> Result<Vec<Pick>,
         errors: 0,
         failures: Vec::new(),
         order: Vec::new(),
+        pulled_in_by: Vec::new(),
     };
     for w in &world {
         s.ns[w.name].in_world = true;
@@ -282,11 +285,11 @@ impl Solver<'_, '_> {
         self.u.pkgs[pkg].provides.iter().map(|p| p.0).collect()
     }
 
-    fn ensure_name(&mut self, name: NameId) {
+    /// Parsing dependency lists interns new names; give them state.
+    fn grow_names(&mut self) {
         if self.ns.len() < self.u.names.len() {
             self.ns.resize(self.u.names.len(), NameState::default());
         }
-        debug_assert!(name < self.ns.len());
     }
 
     fn mark_error(&mut self, pkg: Option<PkgId>) {
@@ -418,7 +421,7 @@ impl Solver<'_, '_> {
     }
 
     fn discover(&mut self, name: NameId) {
-        self.ensure_name(name);
+        self.grow_names();
         if self.ns[name].seen {
             return;
         }
@@ -430,7 +433,7 @@ impl Solver<'_, '_> {
             let pkg = p.pkg;
             if !self.ps[pkg].seen {
                 self.u.load_depends(pkg);
-                self.ensure_name(0);
+                self.grow_names();
                 let deps: Vec<NameId> = self.u.depends(pkg).iter().map(|d| d.name).collect();
                 let own = self.u.pkgs[pkg].name;
                 let provides = self.provide_names(pkg);
@@ -952,15 +955,22 @@ impl Solver<'_, '_> {
 
     fn cset_dep(&mut self, by: Option<PkgId>, dep: &Req, path: &mut Vec<Link>) {
         let chosen = self.chosen(dep.name);
-        if !self.provided(by, dep, chosen) {
+        let met = self.provided(by, dep, chosen);
+        if !met {
             self.mark_error(by);
+        }
+        self.cset_name(dep.name, path);
+        // Recorded after the walk below it, so the deepest cause comes
+        // first. A package chosen although ruled out (apk takes the best
+        // of the bad ones and then refuses) counts as not meeting it.
+        let broken = chosen.is_some_and(|c| !self.ps[c.pkg].selectable || !self.ps[c.pkg].tag_ok);
+        if !met || (broken && !dep.conflict) {
             self.failures.push(Failure::Unmet {
                 by,
                 req: dep.clone(),
                 chain: path.clone(),
             });
         }
-        self.cset_name(dep.name, path);
         if let Some(c) = chosen {
             if self.ps[c.pkg].error {
                 self.mark_error(by);
@@ -979,6 +989,10 @@ impl Solver<'_, '_> {
             return;
         }
         self.ps[pkg].in_changeset = true;
+        if self.pulled_in_by.len() < self.ps.len() {
+            self.pulled_in_by.resize(self.ps.len(), None);
+        }
+        self.pulled_in_by[pkg] = Some(path.clone());
         let own = self.u.pkgs[pkg].name;
         self.ns[own].processed = true;
         for n in self.provide_names(pkg) {
