@@ -332,7 +332,7 @@ pub fn prepare(inp: &Inputs) -> Result<GuestEnv> {
         .collect();
     std::fs::create_dir_all(inp.root)
         .with_context(|| format!("{}: cannot create the guest root", inp.root.display()))?;
-    let mut run_script = |s: &ScriptRun| run_script_in(inp.root, inp.scratch, s);
+    let mut run_script = |s: &ScriptRun| run_script_in(inp.scratch, s);
     let report = install::install_cached(inp.templates, inp.root, &pkgs, &setup, &mut run_script)
         .with_context(|| {
         format!(
@@ -370,10 +370,11 @@ pub fn prepare(inp: &Inputs) -> Result<GuestEnv> {
 
 /// Run one install script with the guest root as `/`, as apk runs
 /// scripts in a chroot: no network, nothing of the host mounted.
-fn run_script_in(root: &Path, scratch: &Path, s: &ScriptRun) -> Result<(), String> {
+fn run_script_in(scratch: &Path, s: &ScriptRun) -> Result<(), String> {
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let mut config = SandboxConfig::new(scratch);
-    config.guest_root = Some(root.to_path_buf());
+    // The installer may be filling a template rather than the final root.
+    config.guest_root = Some(s.root.to_path_buf());
     let runner = sandbox::new_runner(RunnerKind::Bwrap, config).map_err(|e| e.to_string())?;
     let mut cmd = sandbox::script::quote(s.guest_path);
     for a in &s.args {
