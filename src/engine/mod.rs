@@ -305,6 +305,10 @@ pub fn build_plan(
         repo.lock(|| log.info("waiting for another build to release the repository lock"))?;
     let published = repo.publish(&written, Some(key), opts.description.as_deref(), &lock)?;
     drop(lock);
+    for s in &published.skipped {
+        log.warn(&s.to_string());
+    }
+    let published = published.packages;
     for p in &published {
         log.info(&format!("wrote {}", p.display()));
     }
