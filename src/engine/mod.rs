@@ -50,6 +50,9 @@ pub struct BuildOptions {
     pub secret_env: BTreeMap<String, String>,
     /// The env file itself, kept out of the workspace copy.
     pub env_file: Option<PathBuf>,
+    /// The signing key and its public half, kept out of the workspace copy
+    /// (as are the recipe's local `environment.contents.keyring` files).
+    pub key_files: Vec<PathBuf>,
     pub network: bool,
     pub keep_workspace: bool,
     pub epoch: u64,
@@ -233,6 +236,14 @@ pub fn build_plan(
             workspace.scratch().to_path_buf(),
         ];
         exclude.extend(opts.env_file.clone());
+        exclude.extend(opts.key_files.iter().cloned());
+        exclude.extend(
+            plan.environment
+                .contents
+                .keyring
+                .iter()
+                .filter_map(|k| buildenv::local_path(k)),
+        );
         workspace::copy_source(&src_dir, &ws_dir, &exclude).with_context(|| {
             format!("{}: cannot copy sources into workspace", src_dir.display())
         })?;
