@@ -4,10 +4,11 @@
 //! finished packages in with renames, and rewrites the index atomically.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::apk::index::{Index, IndexEntry};
+use crate::apk::index::{Index, IndexEntry, IndexError};
+use crate::apk::read;
 use crate::apk::sign::SigningKey;
 use crate::lockdir::LockedDir;
 
@@ -99,41 +100,87 @@ impl Repo {
         Ok(RepoLock { _file: file })
     }
 
-    /// Move `staged` packages into the repository and rewrite the index.
-    /// The index is brought in line with the `.apk` files on disk: entries
-    /// whose file is gone are dropped, packages left unindexed by a
-    /// crashed run are picked up, and unchanged entries are reused.
+    /// Publish `staged` packages (files in the staging directory) and
+    /// rewrite the index, as one step as far as a file system allows.
+    ///
+    /// Everything that can fail is done before the repository changes:
+    /// every package the new index lists is read, and the new index is
+    /// written and signed under a temporary name in the repository. Only
+    /// then are the packages renamed in, and the index renamed over the
+    /// old one right after. A build killed between the two renames leaves
+    /// an index that is stale for the replaced files, which the next
+    /// publish repairs: an old index entry is reused only when the `C:`
+    /// identity read from the file matches it, never on name and size.
+    ///
+    /// A package already in the repository that cannot be read is left
+    /// out of the index and reported in [`Published::skipped`]; one of
+    /// `staged` that cannot be read is an error, and nothing changes.
     pub fn publish(
         &self,
         staged: &[PathBuf],
         key: Option<&SigningKey>,
         description: Option<&str>,
         _lock: &RepoLock,
-    ) -> Result<Vec<PathBuf>, RepoError> {
-        let mut published = Vec::new();
+    ) -> Result<Published, RepoError> {
+        let mut incoming = Vec::with_capacity(staged.len());
         for p in staged {
             let name = p.file_name().ok_or_else(|| RepoError::Io {
                 path: p.clone(),
                 what: "not a package file",
                 source: io::Error::from(io::ErrorKind::InvalidInput),
             })?;
-            let dest = self.dir.join(name);
-            fs::rename(p, &dest).map_err(io_err(&dest, "cannot publish package"))?;
-            published.push(dest);
+            incoming.push((p.clone(), self.dir.join(name)));
         }
-        self.reindex(&published, key, description)?;
-        Ok(published)
+        let (pending, skipped) = self.prepare_index(&incoming, key, description)?;
+        let mut packages = Vec::with_capacity(incoming.len());
+        for (from, dest) in &incoming {
+            fs::rename(from, dest).map_err(io_err(dest, "cannot publish package"))?;
+            packages.push(dest.clone());
+        }
+        let index_path = self.index_path();
+        pending
+            .persist(&index_path)
+            .map_err(|e| io_err(&index_path, "cannot replace index")(e.error))?;
+        Ok(Published { packages, skipped })
     }
 
-    /// Rewrite the index from the packages on disk; `fresh` are re-read
-    /// even when an entry of the same name and version exists.
+    /// Rewrite the index from the packages on disk (see [`Repo::publish`]
+    /// for what is reused and what is skipped); returns the skipped files.
     pub fn reindex(
         &self,
-        fresh: &[PathBuf],
         key: Option<&SigningKey>,
         description: Option<&str>,
-    ) -> Result<(), RepoError> {
+        lock: &RepoLock,
+    ) -> Result<Vec<Skipped>, RepoError> {
+        Ok(self.publish(&[], key, description, lock)?.skipped)
+    }
+
+    /// Read every package the index will list (the files on disk, with
+    /// `incoming` standing in for the files they will replace) and write
+    /// the signed index to a temporary file beside the real one.
+    fn prepare_index(
+        &self,
+        incoming: &[(PathBuf, PathBuf)],
+        key: Option<&SigningKey>,
+        description: Option<&str>,
+    ) -> Result<(tempfile::NamedTempFile, Vec<Skipped>), RepoError> {
         let index_path = self.index_path();
+        remove_stale_index_temps(&self.dir);
+        if let Ok(m) = fs::symlink_metadata(&index_path) {
+            if !m.is_file() {
+                return Err(RepoError::Io {
+                    path: index_path,
+                    what: "the index is not a regular file",
+                    source: io::Error::from(io::ErrorKind::InvalidInput),
+                });
+            }
+        }
+        // Creating the temporary file first proves the directory writable.
+        let mut pending = tempfile::Builder::new()
+            .prefix(INDEX_TEMP_PREFIX)
+            .suffix(INDEX_TEMP_SUFFIX)
+            .tempfile_in(&self.dir)
+            .map_err(io_err(&self.dir, "cannot write the index in"))?;
         let old = if index_path.exists() {
             Index::read(&index_path).ok()
         } else {
@@ -147,32 +194,28 @@ impl Repo {
                     && p.file_name()
                         .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
                     && fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+                    && !incoming.iter().any(|(_, dest)| dest == p)
             })
             .collect();
         on_disk.sort();
-        let mut entries = Vec::with_capacity(on_disk.len());
+        let mut entries = Vec::with_capacity(on_disk.len() + incoming.len());
+        let mut skipped = Vec::new();
         for path in &on_disk {
-            let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            let reuse = (!fresh.contains(path))
-                .then(|| {
-                    old.as_ref()?.entries.iter().find(|e| {
-                        e.file_size == size
-                            && Some(format!("{}-{}.apk", e.info.name, e.info.version)) == file_name
-                    })
-                })
-                .flatten();
-            match reuse {
-                Some(e) => entries.push(e.clone()),
-                None => {
-                    entries.push(
-                        IndexEntry::from_package(path).map_err(|e| RepoError::Index {
-                            path: path.clone(),
-                            source: e.into(),
-                        })?,
-                    )
-                }
+            match checked_entry(path, old.as_ref()) {
+                Ok(e) => entries.push(e),
+                Err(e) => skipped.push(Skipped {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }),
             }
+        }
+        for (staged, _) in incoming {
+            entries.push(
+                IndexEntry::from_package(staged).map_err(|e| RepoError::Index {
+                    path: staged.clone(),
+                    source: e.into(),
+                })?,
+            );
         }
         let description = description
             .map(str::to_string)
@@ -181,13 +224,93 @@ impl Repo {
             description,
             entries,
         };
-        index
-            .write(&index_path, key, Some(&self.arch))
+        let bytes = index
+            .to_bytes(key, Some(&self.arch))
             .map_err(|e| RepoError::Index {
                 path: index_path.clone(),
                 source: e.into(),
             })?;
-        Ok(())
+        let written = pending
+            .as_file_mut()
+            .write_all(&bytes)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                let f = pending.as_file();
+                f.set_permissions(fs::Permissions::from_mode(0o644))?;
+                f.sync_all()
+            });
+        written.map_err(io_err(pending.path(), "cannot write the index"))?;
+        Ok((pending, skipped))
+    }
+}
+
+/// Names of the index written beside `APKINDEX.tar.gz` before it replaces
+/// it (the same shape [`crate::atomic`] gives its temporary files).
+const INDEX_TEMP_PREFIX: &str = ".APKINDEX.tar.gz.";
+const INDEX_TEMP_SUFFIX: &str = ".tmp";
+
+/// Remove temporary indexes left by killed runs. Only called under the
+/// repository lock, which every writer of the index holds while its
+/// temporary file exists, so any such file found is a leftover.
+fn remove_stale_index_temps(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(INDEX_TEMP_PREFIX) && name.ends_with(INDEX_TEMP_SUFFIX)) {
+            continue;
+        }
+        // Regular files of ours only; remove_file never follows a symlink.
+        if fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_file() && m.uid() == uid) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// The index entry for `path`: the old one when its `C:` is the identity
+/// of the file's control member (and its size the file's), else a new one
+/// read from the file.
+fn checked_entry(path: &Path, old: Option<&Index>) -> Result<IndexEntry, IndexError> {
+    let ctl = read::read_control(path).map_err(|source| IndexError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let same = old.and_then(|o| {
+        o.entries
+            .iter()
+            .find(|e| e.control_sha1 == ctl.control_sha1 && e.file_size == ctl.file_size)
+    });
+    match same {
+        Some(e) => Ok(e.clone()),
+        None => IndexEntry::from_control(path, ctl),
+    }
+}
+
+/// What [`Repo::publish`] did.
+#[derive(Debug)]
+pub struct Published {
+    /// The published packages, at their place in the repository.
+    pub packages: Vec<PathBuf>,
+    /// Packages in the repository left out of the index.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A package file left out of the index because it cannot be read.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // IndexError messages already start with the path.
+        write!(f, "left out of the index: {}", self.reason)
     }
 }
 
@@ -207,10 +330,115 @@ mod tests {
         for junk in [".pkgbuild-staging-x/junk-1.0-r0.apk", ".hidden-1.0-r0.apk"] {
             fs::write(repo.dir().join(junk), "not a package").unwrap();
         }
-        repo.reindex(&[], None, None).unwrap();
+        let lock = repo.lock(|| {}).unwrap();
+        let skipped = repo.reindex(None, None, &lock).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
         let index = Index::read(&repo.index_path()).unwrap();
         let names: Vec<_> = index.entries.iter().map(|e| &e.info.name).collect();
         assert_eq!(names, ["hello"]);
+    }
+
+    fn hello() -> PathBuf {
+        crate::testdata().join("apk-tools-accepted/repo/x86_64/hello-1.0-r0.apk")
+    }
+
+    /// What a build killed between writing a package and its index leaves:
+    /// an entry of the right name and size whose `C:` is not the file's.
+    #[test]
+    fn a_stale_entry_of_the_same_name_and_size_is_not_reused() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = Repo::new(root.path(), "x86_64");
+        fs::create_dir_all(repo.dir()).unwrap();
+        let file = repo.dir().join("hello-1.0-r0.apk");
+        fs::copy(hello(), &file).unwrap();
+        let good = IndexEntry::from_package(&file).unwrap();
+        let mut stale = good.clone();
+        stale.control_sha1[0] ^= 0xff;
+        let old = Index {
+            description: Some("old".into()),
+            entries: vec![stale],
+        };
+        old.write(&repo.index_path(), None, None).unwrap();
+
+        let lock = repo.lock(|| {}).unwrap();
+        repo.reindex(None, None, &lock).unwrap();
+        let index = Index::read(&repo.index_path()).unwrap();
+        let ids: Vec<_> = index.entries.iter().map(|e| e.checksum_field()).collect();
+        assert_eq!(ids, [good.checksum_field()]);
+        assert_eq!(index.description.as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn an_unreadable_package_is_skipped_by_name_and_the_new_one_published() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = Repo::new(root.path(), "x86_64");
+        let staging = repo.staging_dir().unwrap();
+        let broken = repo.dir().join("broken-1.0-r0.apk");
+        fs::write(&broken, "not a package").unwrap();
+        let staged = staging.path().join("hello-1.0-r0.apk");
+        fs::copy(hello(), &staged).unwrap();
+
+        let lock = repo.lock(|| {}).unwrap();
+        let done = repo.publish(&[staged], None, None, &lock).unwrap();
+        assert_eq!(done.packages, [repo.dir().join("hello-1.0-r0.apk")]);
+        assert_eq!(done.skipped.len(), 1);
+        assert_eq!(done.skipped[0].path, broken);
+        assert!(done.skipped[0].to_string().contains("broken-1.0-r0.apk"));
+        let index = Index::read(&repo.index_path()).unwrap();
+        let names: Vec<_> = index.entries.iter().map(|e| &e.info.name).collect();
+        assert_eq!(names, ["hello"]);
+    }
+
+    /// Every check comes before the first change: an index that cannot be
+    /// replaced, or a staged package that cannot be read, leaves the
+    /// repository as it was.
+    #[test]
+    fn a_failing_publish_changes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = Repo::new(root.path(), "x86_64");
+        let staging = repo.staging_dir().unwrap();
+        let staged = staging.path().join("hello-1.0-r0.apk");
+        fs::copy(hello(), &staged).unwrap();
+        fs::create_dir(repo.index_path()).unwrap();
+        let lock = repo.lock(|| {}).unwrap();
+        let err = repo
+            .publish(std::slice::from_ref(&staged), None, None, &lock)
+            .unwrap_err();
+        assert!(err.to_string().contains("APKINDEX.tar.gz"), "{err}");
+        assert!(!repo.dir().join("hello-1.0-r0.apk").exists());
+        assert!(staged.is_file());
+
+        fs::remove_dir(repo.index_path()).unwrap();
+        let junk = staging.path().join("junk-1.0-r0.apk");
+        fs::write(&junk, "half written").unwrap();
+        let err = repo
+            .publish(&[staged.clone(), junk], None, None, &lock)
+            .unwrap_err();
+        assert!(err.to_string().contains("junk-1.0-r0.apk"), "{err}");
+        assert!(!repo.dir().join("hello-1.0-r0.apk").exists());
+        assert!(!repo.index_path().exists());
+        let left: Vec<_> = fs::read_dir(repo.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn temporary_indexes_of_killed_runs_are_removed_under_the_lock() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = Repo::new(root.path(), "x86_64");
+        fs::create_dir_all(repo.dir()).unwrap();
+        let leftover = repo.dir().join(".APKINDEX.tar.gz.AbC123.tmp");
+        fs::write(&leftover, "half").unwrap();
+        let other = repo.dir().join(".other.tmp");
+        fs::write(&other, "not ours").unwrap();
+        let lock = repo.lock(|| {}).unwrap();
+        repo.reindex(None, None, &lock).unwrap();
+        assert!(!leftover.exists());
+        assert!(other.exists());
+        assert!(repo.index_path().is_file());
     }
 
     #[test]

@@ -172,6 +172,8 @@ pub enum PackageError {
     FileTooLarge { path: String, size: u64 },
     #[error("{path}: {what} cannot be packaged")]
     Unsupported { path: String, what: &'static str },
+    #[error("{path}: is a private key (PEM \"{marker}\"); refusing to package it")]
+    PrivateKey { path: String, marker: &'static str },
     #[error("{path}: file changed while it was being packaged")]
     FileChanged { path: String },
     #[error("override {key:?}: {reason}")]
@@ -727,16 +729,36 @@ impl Walker<'_, '_> {
             if buf.len() as u64 != size {
                 return Err(changed());
             }
+            if let Some(marker) = private_key_marker(&buf) {
+                self.buf = buf;
+                return Err(PackageError::PrivateKey {
+                    path: display,
+                    marker,
+                });
+            }
             pax.insert(0, checksum_record(&Sha1::digest(&buf)));
             let res = self.tar.append(&h, &pax, &buf);
             self.buf = buf;
             res.map_err(|e| self.write_error(e, &display))?;
         } else {
-            let Some(first) =
-                hash_stream(&mut file, size, |_| Ok(())).map_err(self.io(fs_path, "read"))?
+            let mut key_marker = None;
+            let mut first_chunk = true;
+            let Some(first) = hash_stream(&mut file, size, |chunk| {
+                if std::mem::take(&mut first_chunk) {
+                    key_marker = private_key_marker(chunk);
+                }
+                Ok(())
+            })
+            .map_err(self.io(fs_path, "read"))?
             else {
                 return Err(changed());
             };
+            if let Some(marker) = key_marker {
+                return Err(PackageError::PrivateKey {
+                    path: display,
+                    marker,
+                });
+            }
             pax.insert(0, checksum_record(&first));
             self.tar
                 .write_header(&h, &pax)
@@ -762,6 +784,30 @@ impl Walker<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// PEM headers of private keys. A file starting with one (after blank
+/// space) is a key, never something to ship: a recipe folder commonly holds
+/// the signing key, and a step's `cp -r` would package it.
+const PRIVATE_KEY_MARKERS: [&str; 5] = [
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----BEGIN PRIVATE KEY-----",
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+    "-----BEGIN EC PRIVATE KEY-----",
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+];
+
+/// The marker `content` starts with, when it is a PEM private key.
+/// Only the first bytes are looked at.
+pub fn private_key_marker(content: &[u8]) -> Option<&'static str> {
+    let start = content
+        .iter()
+        .take(4096)
+        .position(|b| !b.is_ascii_whitespace())?;
+    let rest = &content[start..];
+    PRIVATE_KEY_MARKERS
+        .into_iter()
+        .find(|m| rest.starts_with(m.as_bytes()))
 }
 
 /// SHA-1 of exactly `size` bytes of `file`, passing each chunk to `sink`;

@@ -166,7 +166,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(input(cycle_error(&units, &edges, &cycle)));
     }
 
-    let key = signing_key(&args)?;
+    let (key, key_files) = signing_key(&args)?;
+    for u in &mut units {
+        u.opts.key_files = key_files.clone();
+    }
     let verbosity = if args.quiet {
         Verbosity::Quiet
     } else if args.debug {
@@ -224,10 +227,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `--signing-key`, else the default key (created once).
-fn signing_key(args: &Args) -> anyhow::Result<crate::apk::sign::SigningKey> {
+/// `--signing-key`, else the default key (created once); with the key's
+/// files, which must never reach a workspace.
+fn signing_key(args: &Args) -> anyhow::Result<(crate::apk::sign::SigningKey, Vec<PathBuf>)> {
     Ok(match &args.signing_key {
-        Some(p) => crate::apk::sign::SigningKey::load(p)?,
+        Some(p) => {
+            let mut public = p.clone().into_os_string();
+            public.push(".pub");
+            let files = vec![p.clone(), PathBuf::from(public)];
+            (crate::apk::sign::SigningKey::load(p)?, files)
+        }
         None => {
             let dir = keys::default_key_dir(env_var).context("no HOME: pass --signing-key")?;
             let k = keys::load_or_create(&dir)?;
@@ -239,7 +248,7 @@ fn signing_key(args: &Args) -> anyhow::Result<crate::apk::sign::SigningKey> {
                 k.private_path.display(),
                 k.public_path.display()
             );
-            k.key
+            (k.key, vec![k.private_path, k.public_path])
         }
     })
 }
@@ -304,6 +313,7 @@ fn unit(
         vars_file: args.vars_file.clone(),
         secret_env: secret_env.clone(),
         env_file: args.env_file.clone(),
+        key_files: Vec::new(),
         network: args.network,
         keep_workspace: args.keep_workspace,
         epoch,

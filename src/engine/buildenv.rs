@@ -101,7 +101,7 @@ pub struct LocalRepo {
 /// Where a `repositories`/`keyring` entry points, when it is local.
 /// `@tag` prefixes (apko's `@local /path`) are dropped; relative paths are
 /// taken from the current directory, as melange does.
-fn local_path(entry: &str) -> Option<PathBuf> {
+pub(crate) fn local_path(entry: &str) -> Option<PathBuf> {
     let mut e = entry.trim();
     if e.starts_with('@') {
         e = e

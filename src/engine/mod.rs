@@ -53,6 +53,9 @@ pub struct BuildOptions {
     pub secret_env: BTreeMap<String, String>,
     /// The env file itself, kept out of the workspace copy.
     pub env_file: Option<PathBuf>,
+    /// The signing key and its public half, kept out of the workspace copy
+    /// (as are the recipe's local `environment.contents.keyring` files).
+    pub key_files: Vec<PathBuf>,
     pub network: bool,
     pub keep_workspace: bool,
     pub epoch: u64,
@@ -316,6 +319,14 @@ pub fn build_plan(
             workspace.scratch().to_path_buf(),
         ];
         exclude.extend(opts.env_file.clone());
+        exclude.extend(opts.key_files.iter().cloned());
+        exclude.extend(
+            plan.environment
+                .contents
+                .keyring
+                .iter()
+                .filter_map(|k| buildenv::local_path(k)),
+        );
         workspace::copy_source(&src_dir, &ws_dir, &exclude).with_context(|| {
             format!("{}: cannot copy sources into workspace", src_dir.display())
         })?;
@@ -411,6 +422,10 @@ pub fn build_plan(
         repo.lock(|| log.info("waiting for another build to release the repository lock"))?;
     let published = repo.publish(&written, Some(key), opts.description.as_deref(), &lock)?;
     drop(lock);
+    for s in &published.skipped {
+        log.warn(&s.to_string());
+    }
+    let published = published.packages;
     for p in &published {
         log.info(&format!("wrote {}", p.display()));
     }

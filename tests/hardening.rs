@@ -1,0 +1,155 @@
+//! Regression tests for the repository-integrity and hostile-input faults
+//! of issue 11, driven through the real binary where the fault was seen.
+
+mod util;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pkgbuild::apk::index::Index;
+use pkgbuild::apk::package::{write_package, PackageError, PackageSpec, SignOptions};
+use pkgbuild::apk::pkginfo::PkgInfo;
+use pkgbuild::apk::sign::SigningKey;
+use util::*;
+
+/// A small signed package `name-version.apk` in `out` holding `content`.
+fn make_package(out: &Path, name: &str, version: &str, content: &str) -> PathBuf {
+    let key = SigningKey::load(test_key()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("usr/share").join(name)).unwrap();
+    fs::write(root.path().join("usr/share").join(name).join("f"), content).unwrap();
+    let spec = PackageSpec {
+        root: root.path().to_path_buf(),
+        info: PkgInfo {
+            name: name.into(),
+            version: version.into(),
+            arch: "x86_64".into(),
+            description: format!("{name} test"),
+            license: "MIT".into(),
+            ..Default::default()
+        },
+        mtime: 1_700_000_000,
+        ..Default::default()
+    };
+    let sign = SignOptions {
+        key: Some(&key),
+        legacy_sha1: false,
+    };
+    write_package(&spec, &sign, out).unwrap().path
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const COPY_ALL: &str = "package:\n  name: copier\n  version: 1.0.0\n  epoch: 0\n  description: c\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/copier\n      for f in * .*; do if [ -f \"$f\" ]; then cp \"$f\" ${{targets.destdir}}/usr/share/copier/; fi; done\n";
+
+#[test]
+fn the_signing_key_beside_the_recipe_never_reaches_the_workspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(tmp.path(), "copier", COPY_ALL);
+    // The common layout: the key lives in the recipe's folder.
+    let key = tmp.path().join("repo-key.rsa");
+    fs::copy(test_key(), &key).unwrap();
+    fs::write(tmp.path().join("repo-key.rsa.pub"), "public half").unwrap();
+    fs::write(tmp.path().join("data.txt"), "kept").unwrap();
+    let out = tmp.path().join("repo");
+    let home = tmp.path().join("home");
+    let res = Command::new(bin())
+        .arg("build")
+        .arg(&recipe)
+        .arg("--out-dir")
+        .arg(&out)
+        .arg("--signing-key")
+        .arg(&key)
+        .arg("--runner")
+        .arg("host")
+        .arg("--cache-dir")
+        .arg(home.join("cache"))
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert_ok(&res);
+    let names: Vec<String> = entries(&apk(&out, "copier-1.0.0-r0.apk"))
+        .into_keys()
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("copier/data.txt")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("usr/") && n.contains("repo-key")),
+        "key packaged: {names:?}"
+    );
+}
+
+#[test]
+fn a_private_key_in_the_output_is_refused_naming_file_and_package() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        tmp.path(),
+        "leaky",
+        "package:\n  name: leaky\n  version: 1.0.0\n  epoch: 0\n  description: l\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/etc/leaky\n      printf '\\n-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n' > ${{targets.destdir}}/etc/leaky/id.pem\n",
+    );
+    let out = tmp.path().join("repo");
+    let res = build(&recipe, &out, &["--runner", "host"]);
+    assert!(!res.status.success(), "{}", show(&res));
+    let err = stderr(&res);
+    assert!(err.contains("etc/leaky/id.pem"), "{err}");
+    assert!(err.contains("leaky"), "{err}");
+    assert!(err.contains("private key"), "{err}");
+    assert!(!apk(&out, "leaky-1.0.0-r0.apk").exists());
+}
+
+#[test]
+fn the_writer_refuses_every_kind_of_pem_private_key() {
+    for marker in [
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----BEGIN PRIVATE KEY-----",
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "-----BEGIN EC PRIVATE KEY-----",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("etc")).unwrap();
+        fs::write(root.path().join("etc/k"), format!("{marker}\nAAAA\n")).unwrap();
+        let spec = PackageSpec {
+            root: root.path().to_path_buf(),
+            info: PkgInfo {
+                name: "k".into(),
+                version: "1-r0".into(),
+                arch: "x86_64".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let err = write_package(&spec, &SignOptions::default(), out.path()).unwrap_err();
+        assert!(
+            matches!(&err, PackageError::PrivateKey { path, .. } if path.contains("etc/k")),
+            "{marker}: {err}"
+        );
+    }
+    // A public key, or a key quoted in a document, is fine.
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("pub.pem"), "-----BEGIN PUBLIC KEY-----\n").unwrap();
+    fs::write(
+        root.path().join("README"),
+        "Example:\n-----BEGIN PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let spec = PackageSpec {
+        root: root.path().to_path_buf(),
+        info: PkgInfo {
+            name: "k".into(),
+            version: "1-r0".into(),
+            arch: "x86_64".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    write_package(&spec, &SignOptions::default(), out.path()).unwrap();
+}
