@@ -30,15 +30,17 @@ pub mod source;
 pub mod upstream;
 
 /// The shared test data (`$PKGBUILD_TESTDATA`, else `../shared/testdata`
-/// beside the crate, as CI lays it out, else `/work/shared/testdata`).
+/// beside the crate, as CI lays it out).
 #[cfg(test)]
 pub(crate) fn testdata() -> std::path::PathBuf {
     if let Some(dir) = std::env::var_os("PKGBUILD_TESTDATA") {
         return dir.into();
     }
     let sibling = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata");
-    if sibling.is_dir() {
-        return sibling;
-    }
-    "/work/shared/testdata".into()
+    assert!(
+        sibling.is_dir(),
+        "shared test data not found at {}: set PKGBUILD_TESTDATA to its directory",
+        sibling.display()
+    );
+    sibling
 }

@@ -230,15 +230,12 @@ impl Repo {
                 path: index_path.clone(),
                 source: e.into(),
             })?;
-        let written = pending
-            .as_file_mut()
-            .write_all(&bytes)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                let f = pending.as_file();
-                f.set_permissions(fs::Permissions::from_mode(0o644))?;
-                f.sync_all()
-            });
+        let written = pending.as_file_mut().write_all(&bytes).and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            let f = pending.as_file();
+            f.set_permissions(fs::Permissions::from_mode(0o644))?;
+            f.sync_all()
+        });
         written.map_err(io_err(pending.path(), "cannot write the index"))?;
         Ok((pending, skipped))
     }

@@ -81,7 +81,9 @@ fn the_signing_key_beside_the_recipe_never_reaches_the_workspace() {
         "{names:?}"
     );
     assert!(
-        !names.iter().any(|n| n.starts_with("usr/") && n.contains("repo-key")),
+        !names
+            .iter()
+            .any(|n| n.starts_with("usr/") && n.contains("repo-key")),
         "key packaged: {names:?}"
     );
 }

@@ -6,16 +6,18 @@ use std::process::Command;
 
 /// The shared test data directory: `$PKGBUILD_TESTDATA`, else
 /// `../shared/testdata` beside the crate (CI: /work/main next to shared/),
-/// else `/work/shared/testdata` (helper work trees).
+/// and a clear failure when neither is there.
 pub fn testdata() -> PathBuf {
     if let Some(dir) = std::env::var_os("PKGBUILD_TESTDATA") {
         return PathBuf::from(dir);
     }
     let sibling = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata");
-    if sibling.is_dir() {
-        return sibling;
-    }
-    PathBuf::from("/work/shared/testdata")
+    assert!(
+        sibling.is_dir(),
+        "shared test data not found at {}: set PKGBUILD_TESTDATA to its directory",
+        sibling.display()
+    );
+    sibling
 }
 
 pub fn accepted_repo() -> PathBuf {
