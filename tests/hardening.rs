@@ -80,7 +80,9 @@ fn the_signing_key_beside_the_recipe_never_reaches_the_workspace() {
         "{names:?}"
     );
     assert!(
-        !names.iter().any(|n| n.starts_with("usr/") && n.contains("repo-key")),
+        !names
+            .iter()
+            .any(|n| n.starts_with("usr/") && n.contains("repo-key")),
         "key packaged: {names:?}"
     );
 }
@@ -152,4 +154,49 @@ fn the_writer_refuses_every_kind_of_pem_private_key() {
         ..Default::default()
     };
     write_package(&spec, &SignOptions::default(), out.path()).unwrap();
+}
+
+#[test]
+fn concurrent_index_merges_lose_no_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkgs = tmp.path().join("pkgs");
+    fs::create_dir_all(&pkgs).unwrap();
+    let out = tmp.path().join("repo/APKINDEX.tar.gz");
+    fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let lanes: Vec<Vec<PathBuf>> = ["a", "b"]
+        .iter()
+        .map(|lane| {
+            (0..25)
+                .map(|i| make_package(&pkgs, &format!("{lane}{i}"), "1.0-r0", lane))
+                .collect()
+        })
+        .collect();
+    // Each round starts both merges at once, so that without a lock they
+    // read the same old index and one write drops the other's record.
+    let start = std::sync::Barrier::new(2);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for lane in &lanes {
+            let (out, start, failures) = (&out, &start, &failures);
+            s.spawn(move || {
+                for p in lane {
+                    start.wait();
+                    let res = Command::new(bin())
+                        .args(["index", "--merge", "-o"])
+                        .arg(out)
+                        .arg(p)
+                        .output()
+                        .unwrap();
+                    // No assert here: a panic would leave the other lane
+                    // waiting at the barrier for ever.
+                    if !res.status.success() {
+                        failures.lock().unwrap().push(show(&res));
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(failures.into_inner().unwrap(), Vec::<String>::new());
+    let index = Index::read(&out).unwrap();
+    assert_eq!(index.entries.len(), 50);
 }

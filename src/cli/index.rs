@@ -99,6 +99,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
+    // Builds publishing into this directory hold the same lock: without
+    // it, two read-merge-writes lose each other's records.
+    let dir = match args.output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let _lock = crate::repo::lock_dir(dir, || {
+        eprintln!(
+            "waiting for another pkgbuild to release the lock on {}",
+            dir.display()
+        )
+    })?;
+    if let Some(name) = args.output.file_name() {
+        crate::repo::remove_stale_temps(dir, &name.to_string_lossy());
+    }
     let mut index = if args.merge && args.output.exists() {
         Index::read(&args.output).context("reading the index to merge into")?
     } else {
