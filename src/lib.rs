@@ -25,6 +25,7 @@ pub mod recipe;
 pub mod repo;
 pub mod sandbox;
 pub mod source;
+pub mod term;
 
 /// The shared test data (`$PKGBUILD_TESTDATA`, else `../shared/testdata`
 /// beside the crate, as CI lays it out, else `/work/shared/testdata`).

@@ -308,7 +308,47 @@ fn a_stale_index_entry_is_repaired_by_the_next_build() {
     for e in &index.entries {
         let file = arch_dir.join(format!("{}-{}.apk", e.info.name, e.info.version));
         let on_disk = pkgbuild::apk::index::IndexEntry::from_package(&file).unwrap();
-        assert_eq!(e.checksum_field(), on_disk.checksum_field(), "{}", e.info.name);
+        assert_eq!(
+            e.checksum_field(),
+            on_disk.checksum_field(),
+            "{}",
+            e.info.name
+        );
     }
     assert_eq!(index.entries.len(), 2);
+}
+
+/// A pipe whose reading end is already closed: every write to it fails
+/// with EPIPE (Rust ignores SIGPIPE).
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+#[test]
+fn closed_stdout_and_stderr_never_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = write_recipe(tmp.path(), "bad", "package:\n  name: bad\npipline: []\n");
+    let res = Command::new(bin())
+        .arg("compile")
+        .arg(&bad)
+        .stdout(std::process::Stdio::null())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+
+    let pkg = make_package(tmp.path(), "p", "1.0-r0", "x");
+    let index = tmp.path().join("APKINDEX.tar.gz");
+    let res = Command::new(bin())
+        .args(["index", "-o"])
+        .arg(&index)
+        .arg(&pkg)
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(0));
+    assert!(index.is_file());
 }

@@ -85,14 +85,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         match result {
             Ok(e) => entries.push(e),
             Err(Refused::Signature(e)) => {
-                eprintln!("{}: {e}", path.display());
+                crate::errln!("{}: {e}", path.display());
                 untrusted += 1;
             }
             Err(Refused::Unreadable(e)) => return Err(e.into()),
         }
     }
     if untrusted > 0 {
-        eprintln!(
+        crate::errln!(
             "{untrusted} of {} package(s) failed the signature check; {} not written",
             args.packages.len(),
             args.output.display()
@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => Path::new("."),
     };
     let _lock = crate::repo::lock_dir(dir, || {
-        eprintln!(
+        crate::errln!(
             "waiting for another pkgbuild to release the lock on {}",
             dir.display()
         )
@@ -124,15 +124,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     index.merge(entries);
     if key.is_none() {
-        eprintln!(
+        crate::errln!(
             "warning: {}: writing an UNSIGNED index (no --signing-key); apk refuses it \
              (UNTRUSTED signature) unless run with --allow-untrusted",
             args.output.display()
         );
     }
     index.write(&args.output, key.as_ref(), args.arch.as_deref())?;
-    eprintln!("Index has {} packages", index.entries.len());
-    println!("{}", args.output.display());
+    crate::errln!("Index has {} packages", index.entries.len());
+    crate::outln!("{}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }
 
