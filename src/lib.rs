@@ -27,6 +27,7 @@ pub mod repo;
 pub mod resolve;
 pub mod sandbox;
 pub mod source;
+pub mod term;
 pub mod upstream;
 
 /// The shared test data (`$PKGBUILD_TESTDATA`, else `../shared/testdata`

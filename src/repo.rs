@@ -79,27 +79,35 @@ impl Repo {
     /// Take the repository lock, waiting for another build to finish.
     pub fn lock(&self, on_wait: impl FnOnce()) -> Result<RepoLock, RepoError> {
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir, "cannot create repository"))?;
-        let path = self.dir.join(".pkgbuild.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path, "cannot open lock file"))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                on_wait();
-                file.lock()
-                    .map_err(io_err(&path, "cannot lock repository"))?;
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(io_err(&path, "cannot lock repository")(e));
-            }
-        }
-        Ok(RepoLock { _file: file })
+        lock_dir(&self.dir, on_wait)
     }
+}
 
+/// Take the lock of the repository directory `dir` (the one [`Repo::lock`]
+/// takes), for anything else that rewrites an index there.
+pub fn lock_dir(dir: &Path, on_wait: impl FnOnce()) -> Result<RepoLock, RepoError> {
+    let path = dir.join(".pkgbuild.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path, "cannot open lock file"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            on_wait();
+            file.lock()
+                .map_err(io_err(&path, "cannot lock repository"))?;
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(io_err(&path, "cannot lock repository")(e));
+        }
+    }
+    Ok(RepoLock { _file: file })
+}
+
+impl Repo {
     /// Publish `staged` packages (files in the staging directory) and
     /// rewrite the index, as one step as far as a file system allows.
     ///
@@ -246,20 +254,26 @@ impl Repo {
 const INDEX_TEMP_PREFIX: &str = ".APKINDEX.tar.gz.";
 const INDEX_TEMP_SUFFIX: &str = ".tmp";
 
-/// Remove temporary indexes left by killed runs. Only called under the
-/// repository lock, which every writer of the index holds while its
-/// temporary file exists, so any such file found is a leftover.
 fn remove_stale_index_temps(dir: &Path) {
+    remove_stale_temps(dir, "APKINDEX.tar.gz");
+}
+
+/// Remove the temporary files [`crate::atomic`] left for `dir/name` when
+/// a run was killed. Call only under the lock of `dir` ([`lock_dir`]),
+/// which every writer of an index holds while its temporary file exists,
+/// so any such file found is a leftover.
+pub fn remove_stale_temps(dir: &Path, name: &str) {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let prefix = format!(".{name}.");
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with(INDEX_TEMP_PREFIX) && name.ends_with(INDEX_TEMP_SUFFIX)) {
+        let file_name = e.file_name();
+        let file_name = file_name.to_string_lossy();
+        if !(file_name.starts_with(&prefix) && file_name.ends_with(INDEX_TEMP_SUFFIX)) {
             continue;
         }
         // Regular files of ours only; remove_file never follows a symlink.

@@ -156,3 +156,200 @@ fn the_writer_refuses_every_kind_of_pem_private_key() {
     };
     write_package(&spec, &SignOptions::default(), out.path()).unwrap();
 }
+
+#[test]
+fn concurrent_index_merges_lose_no_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkgs = tmp.path().join("pkgs");
+    fs::create_dir_all(&pkgs).unwrap();
+    let out = tmp.path().join("repo/APKINDEX.tar.gz");
+    fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let lanes: Vec<Vec<PathBuf>> = ["a", "b"]
+        .iter()
+        .map(|lane| {
+            (0..25)
+                .map(|i| make_package(&pkgs, &format!("{lane}{i}"), "1.0-r0", lane))
+                .collect()
+        })
+        .collect();
+    // Each round starts both merges at once, so that without a lock they
+    // read the same old index and one write drops the other's record.
+    let start = std::sync::Barrier::new(2);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for lane in &lanes {
+            let (out, start, failures) = (&out, &start, &failures);
+            s.spawn(move || {
+                for p in lane {
+                    start.wait();
+                    let res = Command::new(bin())
+                        .args(["index", "--merge", "-o"])
+                        .arg(out)
+                        .arg(p)
+                        .output()
+                        .unwrap();
+                    // No assert here: a panic would leave the other lane
+                    // waiting at the barrier for ever.
+                    if !res.status.success() {
+                        failures.lock().unwrap().push(show(&res));
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(failures.into_inner().unwrap(), Vec::<String>::new());
+    let index = Index::read(&out).unwrap();
+    assert_eq!(index.entries.len(), 50);
+}
+
+fn named(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_next_build_removes_control_dirs_and_temp_indexes_of_a_killed_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmpdir = tmp.path().join("tmp");
+    fs::create_dir(&tmpdir).unwrap();
+    let recipes = tmp.path().join("recipes");
+    fs::create_dir(&recipes).unwrap();
+    let out = tmp.path().join("repo");
+    let slow = write_recipe(
+        &recipes,
+        "slow",
+        "package:\n  name: slow\n  version: 1.0.0\n  epoch: 0\n  description: s\npipeline:\n  - runs: |\n      echo started\n      sleep 60\n",
+    );
+    let mut cmd = build_command(&slow, &out, &[]);
+    cmd.env("TMPDIR", &tmpdir);
+    kill_when_printed(cmd, "started");
+    assert_eq!(named(&tmpdir, "pkgbuild-control-").len(), 1);
+    // What a build killed while writing the index leaves.
+    let arch_dir = out.join(arch());
+    fs::create_dir_all(&arch_dir).unwrap();
+    let temp_index = arch_dir.join(".APKINDEX.tar.gz.Xy12Ab.tmp");
+    fs::write(&temp_index, "half an index").unwrap();
+
+    let fine = write_recipe(
+        &recipes,
+        "fine",
+        "package:\n  name: fine\n  version: 1.0.0\n  epoch: 0\n  description: f\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/fine\n      echo ok > ${{targets.destdir}}/usr/share/fine/f\n",
+    );
+    let mut cmd = build_command(&fine, &out, &[]);
+    assert_ok(&cmd.env("TMPDIR", &tmpdir).output().unwrap());
+    assert_eq!(named(&tmpdir, "pkgbuild-control-"), Vec::<String>::new());
+    assert_eq!(named(&arch_dir, ".APKINDEX"), Vec::<String>::new());
+}
+
+#[test]
+fn an_unreadable_package_in_the_repository_is_named_and_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("repo");
+    let arch_dir = out.join(arch());
+    fs::create_dir_all(&arch_dir).unwrap();
+    fs::write(arch_dir.join("junk-1.0-r0.apk"), "not a package").unwrap();
+    let recipe = write_recipe(
+        tmp.path(),
+        "fine",
+        "package:\n  name: fine\n  version: 1.0.0\n  epoch: 0\n  description: f\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/fine\n      echo ok > ${{targets.destdir}}/usr/share/fine/f\n",
+    );
+    let res = build(&recipe, &out, &[]);
+    assert_ok(&res);
+    let err = stderr(&res);
+    assert!(err.contains("junk-1.0-r0.apk"), "{err}");
+    assert!(err.contains("left out of the index"), "{err}");
+    let index = Index::read(&arch_dir.join("APKINDEX.tar.gz")).unwrap();
+    let names: Vec<_> = index.entries.iter().map(|e| e.info.name.as_str()).collect();
+    assert_eq!(names, ["fine"]);
+    // The next build of something else still works.
+    assert_ok(&build(&recipe, &out, &[]));
+}
+
+/// A rebuild at the same version killed after its package was renamed in
+/// but before the index was: the index's C: is the old package's. The
+/// next build must not trust that entry.
+#[test]
+fn a_stale_index_entry_is_repaired_by_the_next_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("repo");
+    let arch_dir = out.join(arch());
+    let pkgs = tmp.path().join("pkgs");
+    fs::create_dir_all(&pkgs).unwrap();
+    fs::create_dir_all(&arch_dir).unwrap();
+    // Same name, version and size, different content: different C:.
+    let old = make_package(&pkgs, "same", "1.0-r0", "aaaa");
+    let new_dir = pkgs.join("new");
+    fs::create_dir_all(&new_dir).unwrap();
+    let size = |p: &Path| fs::metadata(p).unwrap().len();
+    let new = (0..200)
+        .map(|i| make_package(&new_dir, "same", "1.0-r0", &format!("b{i:03}")))
+        .find(|p| size(p) == size(&old))
+        .expect("no content of the same compressed size");
+    let index = arch_dir.join("APKINDEX.tar.gz");
+    assert_ok(&pkgbuild(&[
+        "index".as_ref(),
+        "-o".as_ref(),
+        index.as_os_str(),
+        old.as_os_str(),
+    ]));
+    fs::copy(&new, arch_dir.join("same-1.0-r0.apk")).unwrap();
+
+    let recipe = write_recipe(
+        tmp.path(),
+        "fine",
+        "package:\n  name: fine\n  version: 1.0.0\n  epoch: 0\n  description: f\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/fine\n      echo ok > ${{targets.destdir}}/usr/share/fine/f\n",
+    );
+    assert_ok(&build(&recipe, &out, &[]));
+    let index = Index::read(&index).unwrap();
+    for e in &index.entries {
+        let file = arch_dir.join(format!("{}-{}.apk", e.info.name, e.info.version));
+        let on_disk = pkgbuild::apk::index::IndexEntry::from_package(&file).unwrap();
+        assert_eq!(
+            e.checksum_field(),
+            on_disk.checksum_field(),
+            "{}",
+            e.info.name
+        );
+    }
+    assert_eq!(index.entries.len(), 2);
+}
+
+/// A pipe whose reading end is already closed: every write to it fails
+/// with EPIPE (Rust ignores SIGPIPE).
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+#[test]
+fn closed_stdout_and_stderr_never_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = write_recipe(tmp.path(), "bad", "package:\n  name: bad\npipline: []\n");
+    let res = Command::new(bin())
+        .arg("compile")
+        .arg(&bad)
+        .stdout(std::process::Stdio::null())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+
+    let pkg = make_package(tmp.path(), "p", "1.0-r0", "x");
+    let index = tmp.path().join("APKINDEX.tar.gz");
+    let res = Command::new(bin())
+        .args(["index", "-o"])
+        .arg(&index)
+        .arg(&pkg)
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(0));
+    assert!(index.is_file());
+}

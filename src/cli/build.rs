@@ -207,9 +207,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 if many {
-                    eprintln!("error: {}: {e:#}", u.id);
+                    crate::errln!("error: {}: {e:#}", u.id);
                 } else {
-                    eprintln!("error: {e:#}");
+                    crate::errln!("error: {e:#}");
                 }
                 Err(failure_reason(&e))
             }
@@ -241,9 +241,9 @@ fn signing_key(args: &Args) -> anyhow::Result<(crate::apk::sign::SigningKey, Vec
             let dir = keys::default_key_dir(env_var).context("no HOME: pass --signing-key")?;
             let k = keys::load_or_create(&dir)?;
             if k.created {
-                eprintln!("created signing key {}", k.private_path.display());
+                crate::errln!("created signing key {}", k.private_path.display());
             }
-            eprintln!(
+            crate::errln!(
                 "signing with {} — to trust it: cp {} /etc/apk/keys/",
                 k.private_path.display(),
                 k.public_path.display()
@@ -347,7 +347,7 @@ fn recipe_errors(mut errors: Vec<anyhow::Error>, total: usize) -> anyhow::Error 
     for e in &errors {
         let text = format!("{e:#}");
         if said.insert(text.clone()) {
-            eprintln!("error: {text}");
+            crate::errln!("error: {text}");
         }
     }
     crate::cli::input_error(anyhow::anyhow!(
@@ -412,7 +412,7 @@ fn announce(
         .filter(|&i| preset[i].is_none())
         .map(|i| units[i].id.as_str())
         .collect();
-    eprintln!(
+    crate::errln!(
         "==> {} recipes, {} to build, up to {jobs} at a time, in dependency order: {}",
         units.len(),
         order.len(),
@@ -426,7 +426,7 @@ fn announce(
             .iter()
             .map(|e| format!("{} ({})", units[e.on].id, e.entry))
             .collect();
-        eprintln!("==> {} waits for {}", units[i].id, on.join(", "));
+        crate::errln!("==> {} waits for {}", units[i].id, on.join(", "));
     }
 }
 

@@ -85,19 +85,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         match result {
             Ok(e) => entries.push(e),
             Err(Refused::Signature(e)) => {
-                eprintln!("{}: {e}", path.display());
+                crate::errln!("{}: {e}", path.display());
                 untrusted += 1;
             }
             Err(Refused::Unreadable(e)) => return Err(e.into()),
         }
     }
     if untrusted > 0 {
-        eprintln!(
+        crate::errln!(
             "{untrusted} of {} package(s) failed the signature check; {} not written",
             args.packages.len(),
             args.output.display()
         );
         return Ok(ExitCode::FAILURE);
+    }
+    // Builds publishing into this directory hold the same lock: without
+    // it, two read-merge-writes lose each other's records.
+    let dir = match args.output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let _lock = crate::repo::lock_dir(dir, || {
+        crate::errln!(
+            "waiting for another pkgbuild to release the lock on {}",
+            dir.display()
+        )
+    })?;
+    if let Some(name) = args.output.file_name() {
+        crate::repo::remove_stale_temps(dir, &name.to_string_lossy());
     }
     let mut index = if args.merge && args.output.exists() {
         Index::read(&args.output).context("reading the index to merge into")?
@@ -109,15 +124,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     index.merge(entries);
     if key.is_none() {
-        eprintln!(
+        crate::errln!(
             "warning: {}: writing an UNSIGNED index (no --signing-key); apk refuses it \
              (UNTRUSTED signature) unless run with --allow-untrusted",
             args.output.display()
         );
     }
     index.write(&args.output, key.as_ref(), args.arch.as_deref())?;
-    eprintln!("Index has {} packages", index.entries.len());
-    println!("{}", args.output.display());
+    crate::errln!("Index has {} packages", index.entries.len());
+    crate::outln!("{}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -68,8 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = fs::remove_file(&private);
         return Err(e);
     }
-    println!("{}", private.display());
-    println!("{}", public.display());
+    crate::outln!("{}", private.display());
+    crate::outln!("{}", public.display());
     Ok(ExitCode::SUCCESS)
 }
 

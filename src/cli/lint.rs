@@ -47,7 +47,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.list {
         for (name, level, help) in lint::LINTERS {
-            println!("{name:<14} {:<8} {help}", level_name(*level));
+            crate::outln!("{name:<14} {:<8} {help}", level_name(*level));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -71,15 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         recipes += 1;
         if let Err(e) = plan::compile(f, &opts) {
-            eprintln!("{e}");
+            crate::errln!("{e}");
             recipes_failed += 1;
         }
     }
     if recipes_failed > 0 {
-        eprintln!("{recipes_failed} of {recipes} recipe(s) failed the checks");
+        crate::errln!("{recipes_failed} of {recipes} recipe(s) failed the checks");
     }
     if packages_failed > 0 {
-        eprintln!(
+        crate::errln!(
             "{packages_failed} of {} package(s) failed the checks",
             args.files.len() - recipes
         );
@@ -116,18 +116,18 @@ fn lint_package(path: &Path, disabled: &[String], package_checks: bool) -> bool 
     let result = match apk_lint::lint_apk(path, disabled, package_checks) {
         Ok(r) => r,
         Err(e) => {
-            println!("{file}: error: {e}");
+            crate::outln!("{file}: error: {e}");
             return false;
         }
     };
     if !result.package_disabled.is_empty() {
-        println!(
+        crate::outln!(
             "{file}: disabled by the package: {}",
             result.package_disabled.join(", ")
         );
     }
     if result.findings.is_empty() {
-        println!("{file}: OK");
+        crate::outln!("{file}: OK");
     }
     for f in &result.findings {
         let place = f
@@ -135,7 +135,7 @@ fn lint_package(path: &Path, disabled: &[String], package_checks: bool) -> bool 
             .as_deref()
             .map(|p| format!(" ({p})"))
             .unwrap_or_default();
-        println!(
+        crate::outln!(
             "{file}: [{}] {}: {}{place}",
             f.linter,
             level_name(f.level),

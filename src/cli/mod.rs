@@ -170,7 +170,7 @@ pub(crate) fn resolve_runner(
         Some(build::RunnerArg::Host) => RunnerKind::Host,
         None if sandbox::bwrap_available() => RunnerKind::Bwrap,
         None => {
-            eprintln!("warning: bubblewrap (bwrap) is not installed: {what} steps run WITHOUT isolation (install bubblewrap, or pass --runner host to silence this)");
+            crate::errln!("warning: bubblewrap (bwrap) is not installed: {what} steps run WITHOUT isolation (install bubblewrap, or pass --runner host to silence this)");
             RunnerKind::Host
         }
     };
@@ -187,7 +187,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            crate::errln!("error: {err:#}");
             if err.downcast_ref::<InputError>().is_some() {
                 ExitCode::from(2)
             } else {

@@ -63,8 +63,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let written = package::write_package_with_threads(&spec, &sign, &args.out, threads)
         .context("writing the package")?;
     for w in &written.warnings {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
-    println!("{}", written.path.display());
+    crate::outln!("{}", written.path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     for p in &args.packages {
         resign::resign_package(p, &opts)?;
-        println!("{}", p.display());
+        crate::outln!("{}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -53,7 +53,7 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     };
     for p in &args.indexes {
         resign::resign_index(p, &opts)?;
-        println!("{}", p.display());
+        crate::outln!("{}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -135,7 +135,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut failures = Vec::new();
     for (opts, compiled) in runs {
         let log = BuildLog::new(verbosity);
-        let results = t::run(&opts, compiled, &log, &mut |r| println!("{}", r.summary()))?;
+        let results = t::run(&opts, compiled, &log, &mut |r| {
+            crate::outln!("{}", r.summary())
+        })?;
         failures.extend(results.into_iter().filter_map(|r| match r.outcome {
             Outcome::Fail(why) => Some(why),
             _ => None,
@@ -145,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for why in &failures {
-        eprintln!("error: {why}");
+        crate::errln!("error: {why}");
     }
     Ok(ExitCode::FAILURE)
 }

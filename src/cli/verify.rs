@@ -35,10 +35,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for (file, result) in args.files.iter().zip(results) {
         match result {
-            Ok(()) => println!("{}: OK", file.display()),
+            Ok(()) => crate::outln!("{}: OK", file.display()),
             Err(e) => {
                 failed = true;
-                println!("{}: {e}", file.display());
+                crate::outln!("{}: {e}", file.display());
             }
         }
     }

@@ -265,19 +265,22 @@ fn check_step(step: &StepSpec) -> Result<(), SandboxError> {
     check_env("step env", &step.env).map_err(bad)
 }
 
+/// Prefix of the control directories in `$TMPDIR`.
+pub const CONTROL_PREFIX: &str = "pkgbuild-control-";
+
 /// A per-runner private directory on the host for generated files (step
 /// scripts, passwd/group). Kept out of the workspace so the recipe's source
 /// tree never contains our files.
 struct ControlDir {
-    dir: tempfile::TempDir,
+    /// Locked like a workspace, so the next run removes it when this one
+    /// is killed outright.
+    dir: crate::lockdir::LockedDir,
     counter: std::sync::atomic::AtomicU64,
 }
 
 impl ControlDir {
     fn new() -> Result<ControlDir, SandboxError> {
-        let dir = tempfile::Builder::new()
-            .prefix("pkgbuild-control-")
-            .tempdir()
+        let dir = crate::lockdir::LockedDir::create(&std::env::temp_dir(), CONTROL_PREFIX)
             .map_err(|source| SandboxError::Io {
                 what: "creating control directory in",
                 path: std::env::temp_dir(),
