@@ -7,14 +7,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use pkgbuild::apk::index::Index;
 use pkgbuild::apk::package::{write_package, PackageError, PackageSpec, SignOptions};
 use pkgbuild::apk::pkginfo::PkgInfo;
 use pkgbuild::apk::sign::SigningKey;
 use util::*;
 
 /// A small signed package `name-version.apk` in `out` holding `content`.
-// Used by the repository-integrity cases that follow in later commits.
-#[allow(dead_code)]
 fn make_package(out: &Path, name: &str, version: &str, content: &str) -> PathBuf {
     let key = SigningKey::load(test_key()).unwrap();
     let root = tempfile::tempdir().unwrap();
