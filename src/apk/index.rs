@@ -169,6 +169,21 @@ pub struct Index {
     pub entries: Vec<IndexEntry>,
 }
 
+/// The signature and index members of an `APKINDEX.tar.gz`, read once:
+/// refused when it is a package or has bytes after its last member.
+pub fn read_head(path: &Path) -> Result<read::Head, ReadError> {
+    let (head, size) = read::read_head_file(path)?;
+    if head.payload != Payload::Index {
+        return Err(ReadError::NotAnIndex(
+            "it holds a .PKGINFO (is it a package?)",
+        ));
+    }
+    if head.end != size {
+        return Err(ReadError::TrailingGarbage(size.saturating_sub(head.end)));
+    }
+    Ok(head)
+}
+
 impl Index {
     /// Read an `APKINDEX.tar.gz` (signed or not; the signature is not
     /// checked here, that is `verify`'s job).
@@ -177,17 +192,7 @@ impl Index {
             path: path.to_path_buf(),
             source,
         };
-        let (head, size) = read::read_head_file(path).map_err(read_err)?;
-        if head.payload != Payload::Index {
-            return Err(read_err(ReadError::NotAnIndex(
-                "it holds a .PKGINFO (is it a package?)",
-            )));
-        }
-        if head.end != size {
-            return Err(read_err(ReadError::TrailingGarbage(
-                size.saturating_sub(head.end),
-            )));
-        }
+        let head = read_head(path).map_err(read_err)?;
         let tar = read::read_index_tar(&head.tar).map_err(read_err)?;
         Self::from_tar(tar).map_err(|e| match e {
             IndexError::Parse { line, problem } => IndexError::Package {

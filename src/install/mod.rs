@@ -163,6 +163,22 @@ pub(crate) fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A root is installed into only when it is empty: what a previous,
+/// failed attempt left is never mixed with a new install.
+pub(crate) fn check_empty(root: &Path) -> Result<(), InstallError> {
+    let empty = std::fs::read_dir(root)
+        .map_err(InstallError::io("(root)", "cannot read", root))?
+        .next()
+        .is_none();
+    if empty {
+        Ok(())
+    } else {
+        Err(InstallError::RootNotEmpty {
+            root: root.to_path_buf(),
+        })
+    }
+}
+
 /// Install `pkgs` (already in dependency order) into the empty directory
 /// `root`: files, the apk database, `etc/apk/*`, then triggers.
 pub fn install(
@@ -171,15 +187,7 @@ pub fn install(
     setup: &RootSetup,
     run_script: &mut ScriptRunner,
 ) -> Result<InstallReport, InstallError> {
-    let empty = std::fs::read_dir(root)
-        .map_err(InstallError::io("(root)", "cannot read", root))?
-        .next()
-        .is_none();
-    if !empty {
-        return Err(InstallError::RootNotEmpty {
-            root: root.to_path_buf(),
-        });
-    }
+    check_empty(root)?;
     db::check_setup(setup)?;
     let mut state = extract::Installer::new(root);
     for pkg in pkgs {

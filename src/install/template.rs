@@ -73,15 +73,7 @@ pub fn install_cached(
     setup: &RootSetup,
     run_script: &mut ScriptRunner,
 ) -> Result<InstallReport, InstallError> {
-    let empty = fs::read_dir(root)
-        .map_err(InstallError::io("(root)", "cannot read", root))?
-        .next()
-        .is_none();
-    if !empty {
-        return Err(InstallError::RootNotEmpty {
-            root: root.to_path_buf(),
-        });
-    }
+    super::check_empty(root)?;
     fs::create_dir_all(template_dir).map_err(template_err(template_dir, "cannot create"))?;
     let key = template_key(pkgs, setup);
     let done = template_dir.join(&key);

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::apk::index::{Index, IndexEntry};
-use crate::apk::read::{self, Head, Payload, ReadError};
+use crate::apk::read::{self, Head};
 
 use super::http::Got;
 use super::keys::{check_trust, TrustedKey};
@@ -16,22 +16,10 @@ use super::{persist, temp_in, Client, FetchedIndex, RepoSpec, UpstreamError};
 pub const MAX_INDEX_DOWNLOAD: u64 = 128 << 20;
 
 fn read_head(path: &Path, url: &str) -> Result<Head, UpstreamError> {
-    let read_err = |source| UpstreamError::Index {
+    crate::apk::index::read_head(path).map_err(|source| UpstreamError::Index {
         url: url.to_string(),
         source,
-    };
-    let (head, size) = read::read_head_file(path).map_err(read_err)?;
-    if head.payload != Payload::Index {
-        return Err(read_err(ReadError::NotAnIndex(
-            "it holds a .PKGINFO (is it a package?)",
-        )));
-    }
-    if head.end != size {
-        return Err(read_err(ReadError::TrailingGarbage(
-            size.saturating_sub(head.end),
-        )));
-    }
-    Ok(head)
+    })
 }
 
 fn entries(head: Head, url: &str) -> Result<Vec<IndexEntry>, UpstreamError> {
