@@ -49,3 +49,34 @@ macro_rules! err {
 macro_rules! out {
     ($($arg:tt)*) => { $crate::term::stdout(&format!($($arg)*)) };
 }
+
+/// Longest value [`quote`] shows whole.
+pub const QUOTE_LIMIT: usize = 80;
+
+/// `value` quoted for an error message (as `{:?}` does), cut to its first
+/// [`QUOTE_LIMIT`] characters when longer, with its full length: a 1 MiB
+/// value from a hostile file must not be echoed whole.
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTE_LIMIT) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_and_measured() {
+        assert_eq!(quote("short"), "\"short\"");
+        let exact = "é".repeat(QUOTE_LIMIT);
+        assert_eq!(quote(&exact), format!("{exact:?}"));
+        let long = format!("{}tail", "x".repeat(1 << 20));
+        let q = quote(&long);
+        assert_eq!(
+            q,
+            format!("\"{}\"… ({} bytes)", "x".repeat(QUOTE_LIMIT), long.len())
+        );
+    }
+}
