@@ -401,3 +401,26 @@ fn an_out_of_range_builddate_is_refused_naming_the_file() {
     let err = Index::parse_text(text).unwrap_err().to_string();
     assert!(err.contains("t:99999999999"), "{err}");
 }
+
+#[test]
+fn a_garbage_signing_key_names_the_file_and_what_was_expected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("garbage.rsa");
+    fs::write(&key, "hello\n").unwrap();
+    let recipe = write_recipe(tmp.path(), "fine", "package:\n  name: fine\n  version: 1.0.0\n  epoch: 0\n  description: f\npipeline:\n  - runs: true\n");
+    let res = Command::new(bin())
+        .arg("build")
+        .arg(&recipe)
+        .arg("--signing-key")
+        .arg(&key)
+        .arg("--out-dir")
+        .arg(tmp.path().join("repo"))
+        .env("HOME", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2), "{}", show(&res));
+    let err = stderr(&res);
+    assert!(err.contains("garbage.rsa"), "{err}");
+    assert!(err.contains("PKCS#1") && err.contains("PKCS#8"), "{err}");
+    assert!(err.contains("private key"), "{err}");
+}
