@@ -424,3 +424,39 @@ fn a_garbage_signing_key_names_the_file_and_what_was_expected() {
     assert!(err.contains("PKCS#1") && err.contains("PKCS#8"), "{err}");
     assert!(err.contains("private key"), "{err}");
 }
+
+#[test]
+fn a_huge_recipe_value_is_not_echoed_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = "9".repeat(1 << 20);
+    for (name, body) in [
+        (
+            "version",
+            format!("package:\n  name: v\n  version: 1.0.0-{huge}\n  epoch: 0\n"),
+        ),
+        (
+            "key",
+            // YAML caps simple keys at 1024 characters.
+            format!(
+                "package:\n  name: k\n  version: 1.0.0\n  epoch: 0\nx{}: 1\n",
+                &huge[..1000]
+            ),
+        ),
+        (
+            "epoch",
+            format!("package:\n  name: u\n  version: 1.0.0\n  epoch: x{huge}\n"),
+        ),
+    ] {
+        let recipe = write_recipe(tmp.path(), name, &body);
+        let res = Command::new(bin())
+            .arg("compile")
+            .arg(&recipe)
+            .output()
+            .unwrap();
+        assert_eq!(res.status.code(), Some(2), "{name}: {}", show(&res).len());
+        let err = stderr(&res);
+        assert!(err.len() < 1000, "{name}: {} bytes of error", err.len());
+        assert!(err.contains(&format!("{name}.yaml:")), "{name}: {err}");
+        assert!(err.contains("bytes)"), "{name}: {err}");
+    }
+}
