@@ -352,3 +352,111 @@ fn closed_stdout_and_stderr_never_panic() {
     assert_eq!(res.status.code(), Some(0));
     assert!(index.is_file());
 }
+
+/// An unsigned package `name-1.0-r0.apk` whose `.PKGINFO` says
+/// `builddate = <builddate>` (otherwise complete, with its datahash).
+fn package_with_builddate(dir: &Path, name: &str, builddate: &str) -> PathBuf {
+    use pkgbuild::apk::gzip::gzip_member;
+    use pkgbuild::apk::tar::memory_tar;
+    let data = gzip_member(&memory_tar(&[("usr/f", b"x")], 0o644, 0, true));
+    let pkginfo = format!(
+        "pkgname = {name}\npkgver = 1.0-r0\narch = x86_64\nsize = 1\nbuilddate = {builddate}\ndatahash = {}\n",
+        sha256_hex(&data)
+    );
+    let control = gzip_member(&memory_tar(
+        &[(".PKGINFO", pkginfo.as_bytes())],
+        0o644,
+        0,
+        false,
+    ));
+    let path = dir.join(format!("{name}-1.0-r0.apk"));
+    fs::write(&path, [control, data].concat()).unwrap();
+    path
+}
+
+#[test]
+fn an_out_of_range_builddate_is_refused_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = package_with_builddate(tmp.path(), "fine", "1700000000");
+    let index = tmp.path().join("APKINDEX.tar.gz");
+    let idx = |pkg: &Path| {
+        Command::new(bin())
+            .args(["index", "-o"])
+            .arg(&index)
+            .arg(pkg)
+            .output()
+            .unwrap()
+    };
+    assert_ok(&idx(&ok));
+    for bad in ["99999999999", "soon", "-1"] {
+        let pkg = package_with_builddate(tmp.path(), "late", bad);
+        let res = idx(&pkg);
+        assert_eq!(res.status.code(), Some(1), "{bad}: {}", show(&res));
+        let err = stderr(&res);
+        assert!(err.contains("late-1.0-r0.apk"), "{err}");
+        assert!(err.contains("builddate"), "{err}");
+    }
+    // The same in an index read back (t:) is refused too, not a panic.
+    let text = "C:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\nP:x\nV:1-r0\nt:99999999999\n\n";
+    let err = Index::parse_text(text).unwrap_err().to_string();
+    assert!(err.contains("t:99999999999"), "{err}");
+}
+
+#[test]
+fn a_garbage_signing_key_names_the_file_and_what_was_expected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("garbage.rsa");
+    fs::write(&key, "hello\n").unwrap();
+    let recipe = write_recipe(tmp.path(), "fine", "package:\n  name: fine\n  version: 1.0.0\n  epoch: 0\n  description: f\npipeline:\n  - runs: true\n");
+    let res = Command::new(bin())
+        .arg("build")
+        .arg(&recipe)
+        .arg("--signing-key")
+        .arg(&key)
+        .arg("--out-dir")
+        .arg(tmp.path().join("repo"))
+        .env("HOME", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2), "{}", show(&res));
+    let err = stderr(&res);
+    assert!(err.contains("garbage.rsa"), "{err}");
+    assert!(err.contains("PKCS#1") && err.contains("PKCS#8"), "{err}");
+    assert!(err.contains("private key"), "{err}");
+}
+
+#[test]
+fn a_huge_recipe_value_is_not_echoed_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = "9".repeat(1 << 20);
+    for (name, body) in [
+        (
+            "version",
+            format!("package:\n  name: v\n  version: 1.0.0-{huge}\n  epoch: 0\n"),
+        ),
+        (
+            "key",
+            // YAML caps simple keys at 1024 characters.
+            format!(
+                "package:\n  name: k\n  version: 1.0.0\n  epoch: 0\nx{}: 1\n",
+                &huge[..1000]
+            ),
+        ),
+        (
+            "epoch",
+            format!("package:\n  name: u\n  version: 1.0.0\n  epoch: x{huge}\n"),
+        ),
+    ] {
+        let recipe = write_recipe(tmp.path(), name, &body);
+        let res = Command::new(bin())
+            .arg("compile")
+            .arg(&recipe)
+            .output()
+            .unwrap();
+        assert_eq!(res.status.code(), Some(2), "{name}: {}", show(&res).len());
+        let err = stderr(&res);
+        assert!(err.len() < 1000, "{name}: {} bytes of error", err.len());
+        assert!(err.contains(&format!("{name}.yaml:")), "{name}: {err}");
+        assert!(err.contains("bytes)"), "{name}: {err}");
+    }
+}

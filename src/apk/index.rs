@@ -17,7 +17,7 @@ use base64::Engine as _;
 
 use super::gzip::gzip_member;
 use super::package::{signature_member, PackageError, SignOptions};
-use super::pkginfo::PkgInfo;
+use super::pkginfo::{PkgInfo, MAX_BUILDDATE};
 use super::read::{self, Payload, ReadError};
 use super::sign::SigningKey;
 use super::tar::memory_tar;
@@ -288,7 +288,15 @@ impl Index {
                 b'L' => i.license = value.into(),
                 b'o' => i.origin = value.into(),
                 b'm' => i.maintainer = value.into(),
-                b't' => i.builddate = number(value)?,
+                b't' => {
+                    i.builddate = number(value)?;
+                    if i.builddate > MAX_BUILDDATE {
+                        return Err(bad(format!(
+                            "t:{} is out of range (at most {MAX_BUILDDATE}, the largest tar mtime)",
+                            i.builddate
+                        )));
+                    }
+                }
                 b'c' => i.commit = value.into(),
                 b'k' => i.provider_priority = Some(number(value)?),
                 b'D' => i.depends = list(value),
@@ -352,7 +360,10 @@ impl Index {
             .iter()
             .map(|e| e.info.builddate)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            // Readers refuse larger dates; entries built in code are
+            // clamped rather than allowed to overflow the tar header.
+            .min(MAX_BUILDDATE);
         let member = gzip_member(&memory_tar(&files, 0o644, mtime, true));
         let sign = SignOptions {
             key,

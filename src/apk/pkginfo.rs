@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 
 /// Largest `.PKGINFO` we accept when reading an untrusted package.
 pub const MAX_PKGINFO_LEN: usize = 1024 * 1024;
+/// The largest build date an 11-digit octal tar mtime field holds.
+pub const MAX_BUILDDATE: u64 = 0o77777777777;
 
 /// Metadata of one package, as written to `.PKGINFO` and the index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -97,6 +99,32 @@ impl PkgInfo {
         }
         kv("datahash", &self.datahash);
         out
+    }
+
+    /// Parse the `.PKGINFO` of a package read from disk: as [`PkgInfo::parse`],
+    /// but a `builddate` or `size` that is not a number, or a `builddate`
+    /// that no tar header can carry, is an error rather than a 0 (or a
+    /// panic later, when the date becomes an index's mtime).
+    pub fn parse_checked(text: &str) -> Result<PkgInfo, String> {
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((k, v)) = line.split_once(" = ") else {
+                continue;
+            };
+            if k != "builddate" && k != "size" {
+                continue;
+            }
+            let shown = crate::term::quote(v.trim());
+            let n: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{k} = {shown}: expected a non-negative integer"))?;
+            if k == "builddate" && n > MAX_BUILDDATE {
+                return Err(format!(
+                    "builddate = {n}: out of range (at most {MAX_BUILDDATE}, the largest tar mtime)"
+                ));
+            }
+        }
+        Ok(PkgInfo::parse(text))
     }
 
     /// Parse `.PKGINFO` text the way apk does. Unknown keys are ignored.

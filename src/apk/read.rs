@@ -610,7 +610,7 @@ fn parse_control(tar: &[u8]) -> Result<(PkgInfo, Scripts)> {
             }
             let text = String::from_utf8(t.content_to_vec()?)
                 .map_err(|_| ReadError::BadPkgInfo("not UTF-8".into()))?;
-            pkginfo = Some(PkgInfo::parse(&text));
+            pkginfo = Some(PkgInfo::parse_checked(&text).map_err(ReadError::BadPkgInfo)?);
         } else {
             let body = t.content_to_vec()?;
             scripts.push((h.name, body));

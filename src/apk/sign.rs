@@ -31,6 +31,8 @@ pub enum SignError {
     },
     #[error("{path}: not an RSA key in PEM form (expected PKCS#1 `RSA PRIVATE KEY`, PKCS#8 `PRIVATE KEY` or `PUBLIC KEY`)")]
     BadKey { path: PathBuf },
+    #[error("{path}: {found}; expected a PEM RSA private key, PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) or PKCS#8 (`-----BEGIN PRIVATE KEY-----`), as `pkgbuild keygen` or `openssl genrsa` write")]
+    BadPrivateKey { path: PathBuf, found: String },
     #[error("{path}: key file is larger than {MAX_KEY_FILE} bytes")]
     TooLarge { path: PathBuf },
     #[error(
@@ -138,8 +140,9 @@ impl SigningKey {
         let pem = read_small(path)?;
         let key = RsaPrivateKey::from_pkcs1_pem(&pem)
             .or_else(|_| RsaPrivateKey::from_pkcs8_pem(&pem))
-            .map_err(|_| SignError::BadKey {
+            .map_err(|_| SignError::BadPrivateKey {
                 path: path.to_path_buf(),
+                found: describe_pem(&pem),
             })?;
         let file = path
             .file_name()
@@ -231,6 +234,28 @@ pub fn generate(bits: usize) -> Result<KeyPair, SignError> {
     })
 }
 
+/// What a file that failed to load as a private key holds, for the error.
+fn describe_pem(text: &str) -> String {
+    let label = text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("-----BEGIN ")
+            .and_then(|r| r.strip_suffix("-----"))
+    });
+    match label {
+        None => "no PEM `-----BEGIN ...-----` block found".into(),
+        Some(l) if l.contains("PUBLIC KEY") => {
+            format!("holds a `{l}` block (a public key; sign with the private half)")
+        }
+        Some(l @ ("RSA PRIVATE KEY" | "PRIVATE KEY")) => {
+            format!("its `{l}` block does not decode as an RSA key")
+        }
+        Some(l) => format!(
+            "holds a `{}` block, not an RSA private key",
+            crate::term::quote(l).trim_matches('"')
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,10 +302,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.rsa");
         fs::write(&p, "not a key").unwrap();
-        let err = SigningKey::load(&p).unwrap_err().to_string();
-        assert!(
-            err.contains("bad.rsa") && err.contains("not an RSA key"),
-            "{err}"
-        );
+        let expected = "expected a PEM RSA private key, PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) or PKCS#8 (`-----BEGIN PRIVATE KEY-----`)";
+        for (content, found) in [
+            ("not a key", "no PEM"),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+                "`RSA PRIVATE KEY` block does not decode",
+            ),
+            (
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                "a public key",
+            ),
+            (
+                "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+                "`EC PRIVATE KEY` block, not an RSA private key",
+            ),
+        ] {
+            fs::write(&p, content).unwrap();
+            let err = SigningKey::load(&p).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{}: ", p.display())), "{err}");
+            assert!(err.contains(found), "{err}");
+            assert!(err.contains(expected), "{err}");
+        }
     }
 }

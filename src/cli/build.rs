@@ -235,7 +235,8 @@ fn signing_key(args: &Args) -> anyhow::Result<(crate::apk::sign::SigningKey, Vec
             let mut public = p.clone().into_os_string();
             public.push(".pub");
             let files = vec![p.clone(), PathBuf::from(public)];
-            (crate::apk::sign::SigningKey::load(p)?, files)
+            let key = crate::apk::sign::SigningKey::load(p).map_err(crate::cli::input_error)?;
+            (key, files)
         }
         None => {
             let dir = keys::default_key_dir(env_var).context("no HOME: pass --signing-key")?;

@@ -44,11 +44,13 @@ impl fmt::Display for RecipeError {
 impl std::error::Error for RecipeError {}
 
 impl RecipeError {
+    /// Every recipe error is made here, so every value a message quotes
+    /// is cut to a readable length ([`crate::term::shorten_quoted`]).
     pub fn new(file: &str, pos: Pos, message: impl Into<String>) -> Self {
         RecipeError {
             file: file.to_string(),
             pos,
-            message: message.into(),
+            message: crate::term::shorten_quoted(&message.into()),
         }
     }
 }
