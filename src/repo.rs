@@ -152,6 +152,29 @@ impl Repo {
         Ok(Published { packages, skipped })
     }
 
+    /// Move `staged` packages in without touching the index
+    /// (`--generate-index=false`, for a separate `pkgbuild index` run).
+    /// Until then the index does not list them, and for a replaced file it
+    /// is stale; the next publish or `index` repairs that.
+    pub fn publish_unindexed(
+        &self,
+        staged: &[PathBuf],
+        _lock: &RepoLock,
+    ) -> Result<Vec<PathBuf>, RepoError> {
+        let mut packages = Vec::with_capacity(staged.len());
+        for p in staged {
+            let name = p.file_name().ok_or_else(|| RepoError::Io {
+                path: p.clone(),
+                what: "not a package file",
+                source: io::Error::from(io::ErrorKind::InvalidInput),
+            })?;
+            let dest = self.dir.join(name);
+            fs::rename(p, &dest).map_err(io_err(&dest, "cannot publish package"))?;
+            packages.push(dest);
+        }
+        Ok(packages)
+    }
+
     /// Rewrite the index from the packages on disk (see [`Repo::publish`]
     /// for what is reused and what is skipped); returns the skipped files.
     pub fn reindex(

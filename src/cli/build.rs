@@ -19,18 +19,31 @@ use crate::sandbox::RunnerKind;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunnerArg {
-    /// bubblewrap sandbox: no network, read-only host /usr, private /tmp.
+    /// bubblewrap sandbox: no network, read-only host /usr (or the guest
+    /// root of a hermetic build), private /tmp. Also `bubblewrap`, melange's
+    /// spelling.
+    #[value(alias = "bubblewrap")]
     Bwrap,
     /// No isolation; for machines without bubblewrap.
     Host,
+    /// melange's other runners: refused, with what to use instead.
+    #[value(hide = true)]
+    Docker,
+    #[value(hide = true)]
+    Qemu,
+    #[value(hide = true)]
+    Kubernetes,
+    #[value(hide = true)]
+    Lima,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Recipe files to build. A recipe whose environment.contents.packages
-    /// (or test environment) names a package another recipe produces is
-    /// built after it; otherwise in the order given.
-    #[arg(required = true, value_name = "RECIPE")]
+    /// Recipe files to build (default: ./.melange.yaml, as melange). A
+    /// recipe whose environment.contents.packages (or test environment)
+    /// names a package another recipe produces is built after it;
+    /// otherwise in the order given.
+    #[arg(value_name = "RECIPE")]
     pub recipes: Vec<PathBuf>,
     /// Build up to N independent recipes at once (0: one per CPU).
     #[arg(long, short = 'j', default_value_t = 1, value_name = "N")]
@@ -66,9 +79,10 @@ pub struct Args {
     /// Extra directory of pipelines, searched before the built-ins.
     #[arg(long = "pipeline-dir", value_name = "DIR")]
     pub pipeline_dirs: Vec<PathBuf>,
-    /// KEY=VALUE file whose values reach the steps but never a package.
-    #[arg(long, value_name = "FILE")]
-    pub env_file: Option<PathBuf>,
+    /// KEY=VALUE file whose values reach the steps but never a package
+    /// (repeatable; a later file wins).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
     /// Enable a build option declared in the recipe's `options:`.
     #[arg(long = "build-option", value_name = "NAME")]
     pub build_options: Vec<String>,
@@ -81,6 +95,32 @@ pub struct Args {
     /// Keep the workspace after the build and print its path.
     #[arg(long)]
     pub keep_workspace: bool,
+    /// melange's spelling: `--cleanup=false` keeps the workspace.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cleanup: bool,
+    /// Rewrite <out-dir>/<arch>/APKINDEX.tar.gz after publishing
+    /// (`--generate-index=false`: only add the package files).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub generate_index: bool,
+    /// Distribution namespace in the SBOM's package URLs (pkg:apk/NS/...).
+    #[arg(long, value_name = "NS", default_value = "local")]
+    pub namespace: String,
+    /// Start the steps in an empty workspace (copy no source directory).
+    #[arg(long)]
+    pub empty_workspace: bool,
+    /// Kill the build (with every process it started) after this long:
+    /// 90s, 45m, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration::parse)]
+    pub timeout: Option<std::time::Duration>,
+    /// Make these linters required (comma list or repeated); see `pkgbuild lint --list`.
+    #[arg(long, value_name = "LINTER", value_delimiter = ',')]
+    pub lint_require: Vec<String>,
+    /// Make these linters warnings only (comma list or repeated).
+    #[arg(long, value_name = "LINTER", value_delimiter = ',')]
+    pub lint_warn: Vec<String>,
+    /// `commit` recorded in packages whose recipe sets none.
+    #[arg(long, value_name = "SHA")]
+    pub git_commit: Option<String>,
     /// Timestamp for every file (seconds or YYYY-MM-DD[THH:MM:SSZ]).
     /// Default: SOURCE_DATE_EPOCH, else the recipe's last git commit, else 0.
     #[arg(long, value_name = "DATE")]
@@ -131,14 +171,44 @@ pub fn parse_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let input = |e: anyhow::Error| crate::cli::input_error(e);
+    if args.recipes.is_empty() {
+        let default = PathBuf::from(".melange.yaml");
+        if !default.is_file() {
+            return Err(input(anyhow::anyhow!(
+                "no recipe given, and there is no .melange.yaml in this directory"
+            )));
+        }
+        args.recipes.push(default);
+    }
+    for l in args.lint_require.iter().chain(&args.lint_warn) {
+        if !crate::meta::lint::LINTERS
+            .iter()
+            .any(|(name, _, _)| name == l)
+        {
+            return Err(input(anyhow::anyhow!(
+                "unknown linter {l:?} (pkgbuild lint --list shows them)"
+            )));
+        }
+    }
+    if args.namespace.is_empty()
+        || !args
+            .namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(input(anyhow::anyhow!(
+            "--namespace {:?}: expected a purl namespace such as wolfi or my-org (letters, digits, . - _)",
+            args.namespace
+        )));
+    }
     let arch = crate::cli::resolve_arch(args.arch.as_deref())?;
     let runner = crate::cli::resolve_runner(args.runner, "build")?;
-    let secret_env = match &args.env_file {
-        Some(p) => parse_env_file(p).map_err(input)?,
-        None => BTreeMap::new(),
-    };
+    let mut secret_env = BTreeMap::new();
+    for p in &args.env_files {
+        secret_env.extend(parse_env_file(p).map_err(input)?);
+    }
     let cache_dir = crate::cli::cache_dir(args.cache_dir.as_deref())?;
 
     // Everything is compiled before anything runs, and every broken
@@ -313,15 +383,22 @@ fn unit(
         build_options: args.build_options.clone(),
         vars_file: args.vars_file.clone(),
         secret_env: secret_env.clone(),
-        env_file: args.env_file.clone(),
+        env_files: args.env_files.clone(),
         key_files: Vec::new(),
         network: args.network,
-        keep_workspace: args.keep_workspace,
+        keep_workspace: args.keep_workspace || !args.cleanup,
         epoch,
         legacy_sha1_signature: args.legacy_sha1_signature,
         description: None,
         extra: args.env.extra(),
         apk: args.env.apk(cache_dir),
+        timeout: args.timeout,
+        generate_index: args.generate_index,
+        namespace: args.namespace.clone(),
+        empty_workspace: args.empty_workspace,
+        lint_require: args.lint_require.clone(),
+        lint_warn: args.lint_warn.clone(),
+        git_commit: args.git_commit.clone(),
     };
     let plan = engine::compile_plan(&opts)?;
     let id = plan

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 pub mod build;
 pub mod compile;
+pub mod duration;
 pub mod index;
 pub mod keygen;
 pub mod lint;
@@ -168,6 +169,12 @@ pub(crate) fn resolve_runner(
     let runner = match flag {
         Some(build::RunnerArg::Bwrap) => RunnerKind::Bwrap,
         Some(build::RunnerArg::Host) => RunnerKind::Host,
+        Some(other) => {
+            let name = format!("{other:?}").to_lowercase();
+            return Err(input_error(anyhow::anyhow!(
+                "--runner {name} is melange's and is not supported: pkgbuild runs steps with bubblewrap (`--runner bwrap`, also spelled `bubblewrap`), which isolates like a container without a daemon; for other architectures register qemu-user with binfmt_misc and keep bwrap; `--runner host` runs without isolation"
+            )));
+        }
         None if sandbox::bwrap_available() => RunnerKind::Bwrap,
         None => {
             crate::errln!("warning: bubblewrap (bwrap) is not installed: {what} steps run WITHOUT isolation (install bubblewrap, or pass --runner host to silence this)");

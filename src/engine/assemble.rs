@@ -111,7 +111,14 @@ pub(super) fn package_all(
                 .map(|p| format!(" ({p})"))
                 .unwrap_or_default();
             let text = format!("{}: [{}] {}{}", p.name, f.linter, f.message, place);
-            match f.level {
+            let level = if opts.lint_require.iter().any(|l| l == f.linter) {
+                lint::Level::Required
+            } else if opts.lint_warn.iter().any(|l| l == f.linter) {
+                lint::Level::Warning
+            } else {
+                f.level
+            };
+            match level {
                 lint::Level::Required => required.push(text),
                 lint::Level::Warning => log.warn(&text),
             }
@@ -186,7 +193,7 @@ pub(super) fn package_all(
             copyright: &sbom_texts[i].0,
             cpe: sbom_texts[i].1.as_deref(),
             url: &p.url,
-            namespace: "local",
+            namespace: &opts.namespace,
             sources: &prepared.sbom_sources,
             epoch: opts.epoch,
             description: &p.description,
@@ -234,7 +241,11 @@ pub(super) fn package_all(
                 packager: "pkgbuild".into(),
                 arch: opts.arch.apk().to_string(),
                 origin: main.name.clone(),
-                commit: p.commit.clone(),
+                commit: if p.commit.is_empty() {
+                    opts.git_commit.clone().unwrap_or_default()
+                } else {
+                    p.commit.clone()
+                },
                 license: p.license.clone(),
                 depends,
                 provides: deps.provides.clone(),

@@ -51,8 +51,8 @@ pub struct BuildOptions {
     pub vars_file: Option<PathBuf>,
     /// Values from `--env-file`: reach the steps, never a package.
     pub secret_env: BTreeMap<String, String>,
-    /// The env file itself, kept out of the workspace copy.
-    pub env_file: Option<PathBuf>,
+    /// The env files themselves, kept out of the workspace copy.
+    pub env_files: Vec<PathBuf>,
     /// The signing key and its public half, kept out of the workspace copy
     /// (as are the recipe's local `environment.contents.keyring` files).
     pub key_files: Vec<PathBuf>,
@@ -66,6 +66,22 @@ pub struct BuildOptions {
     pub extra: ExtraContents,
     /// Fetching packages for hermetic environments.
     pub apk: ApkOptions,
+    /// The whole build (environment, sources, steps) must end within
+    /// this; the step running then is killed with all it started.
+    pub timeout: Option<std::time::Duration>,
+    /// Rewrite the repository index after publishing (melange's
+    /// `--generate-index`, default true).
+    pub generate_index: bool,
+    /// Distribution namespace of the purls in the SBOM (`--namespace`).
+    pub namespace: String,
+    /// Do not copy the source directory into the workspace.
+    pub empty_workspace: bool,
+    /// Linters made required / warnings (`--lint-require`, `--lint-warn`).
+    pub lint_require: Vec<String>,
+    pub lint_warn: Vec<String>,
+    /// `commit` of packages whose recipe sets none (`--git-commit`, or the
+    /// recipe's git checkout HEAD).
+    pub git_commit: Option<String>,
 }
 
 /// Command-line additions to `environment.contents` (melange's `-r`, `-k`,
@@ -217,6 +233,7 @@ pub fn build_plan(
     key: &SigningKey,
     log: &BuildLog,
 ) -> anyhow::Result<BuildSummary> {
+    let started = std::time::Instant::now();
     let main = plan
         .packages
         .first()
@@ -309,7 +326,7 @@ pub fn build_plan(
         .source_dir
         .clone()
         .unwrap_or_else(|| default_source_dir(&opts.recipe, &main.name));
-    if src_dir.is_dir() {
+    if src_dir.is_dir() && !opts.empty_workspace {
         // The workspace itself may lie inside the source directory (a
         // recipe folder that holds $TMPDIR): never copy it into itself.
         let mut exclude = vec![
@@ -318,7 +335,7 @@ pub fn build_plan(
             ws_dir.clone(),
             workspace.scratch().to_path_buf(),
         ];
-        exclude.extend(opts.env_file.clone());
+        exclude.extend(opts.env_files.iter().cloned());
         exclude.extend(opts.key_files.iter().cloned());
         exclude.extend(
             plan.environment
@@ -359,6 +376,10 @@ pub fn build_plan(
         ro_binds,
         base_env,
         timeout: None,
+        deadline: opts.timeout.map(|limit| sandbox::Deadline {
+            at: started + limit,
+            limit,
+        }),
         guest_root: guest.as_ref().map(|g| g.root.clone()),
         rw_binds,
         identity,
@@ -420,16 +441,24 @@ pub fn build_plan(
 
     let lock =
         repo.lock(|| log.info("waiting for another build to release the repository lock"))?;
-    let published = repo.publish(&written, Some(key), opts.description.as_deref(), &lock)?;
+    let published = if opts.generate_index {
+        let published = repo.publish(&written, Some(key), opts.description.as_deref(), &lock)?;
+        for s in &published.skipped {
+            log.warn(&s.to_string());
+        }
+        published.packages
+    } else {
+        repo.publish_unindexed(&written, &lock)?
+    };
     drop(lock);
-    for s in &published.skipped {
-        log.warn(&s.to_string());
-    }
-    let published = published.packages;
     for p in &published {
         log.info(&format!("wrote {}", p.display()));
     }
-    log.info(&format!("updated {}", repo.index_path().display()));
+    if opts.generate_index {
+        log.info(&format!("updated {}", repo.index_path().display()));
+    } else {
+        log.info("index not updated (--generate-index=false): run `pkgbuild index` to list the new packages");
+    }
     log.flush();
     workspace.finish(opts.keep_workspace, log);
     Ok(BuildSummary {

@@ -259,6 +259,7 @@ fn test_package(
         ro_binds: env.ro_bind.clone().into_iter().collect(),
         base_env,
         timeout: None,
+        deadline: None,
         guest_root: None,
         rw_binds: Vec::new(),
         identity: accounts::identity(&t.environment, &Default::default())

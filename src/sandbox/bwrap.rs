@@ -380,14 +380,9 @@ impl super::Runner for BwrapRunner {
         let expr = duct::cmd(&self.bwrap, args)
             .full_env(std::collections::BTreeMap::<String, String>::new())
             .dir(&self.config.workspace);
-        super::run_streaming(
-            &step.label,
-            "bwrap",
-            expr,
-            KillMode::Child,
-            self.config.timeout,
-            out,
-        )
+        let (limit, build_wide) = self.config.step_limit();
+        let result = super::run_streaming(&step.label, "bwrap", expr, KillMode::Child, limit, out);
+        super::deadline_error(result, build_wide, &self.config)
     }
 }
 

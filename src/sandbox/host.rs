@@ -92,13 +92,8 @@ impl super::Runner for HostRunner {
                 }
                 Ok(())
             });
-        super::run_streaming(
-            &step.label,
-            shell,
-            expr,
-            KillMode::Group,
-            self.config.timeout,
-            out,
-        )
+        let (limit, build_wide) = self.config.step_limit();
+        let result = super::run_streaming(&step.label, shell, expr, KillMode::Group, limit, out);
+        super::deadline_error(result, build_wide, &self.config)
     }
 }

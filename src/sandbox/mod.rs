@@ -68,6 +68,9 @@ pub struct SandboxConfig {
     pub base_env: BTreeMap<String, String>,
     /// Kill a step that runs longer than this.
     pub timeout: Option<Duration>,
+    /// The whole build must be over by then (`--timeout`): a step still
+    /// running at that instant is killed with everything it started.
+    pub deadline: Option<Deadline>,
     /// Hermetic builds: this host directory (a private, fully installed
     /// guest root) is `/` for the steps, and nothing of the host's file
     /// system is mounted. None: the host's `/usr` (bwrap, read-only).
@@ -91,9 +94,34 @@ impl SandboxConfig {
             ro_binds: Vec::new(),
             base_env: BTreeMap::new(),
             timeout: None,
+            deadline: None,
             guest_root: None,
             rw_binds: Vec::new(),
             identity: Identity::root("/home/build"),
+        }
+    }
+}
+
+/// A time limit for a whole build: when it ends, and how long it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub at: Instant,
+    pub limit: Duration,
+}
+
+impl SandboxConfig {
+    /// How long the next step may run: its own timeout or what is left of
+    /// the build's, whichever is shorter, and whether the build's is the
+    /// one that binds.
+    fn step_limit(&self) -> (Option<Duration>, bool) {
+        let left = self
+            .deadline
+            .map(|d| d.at.saturating_duration_since(Instant::now()));
+        match (self.timeout, left) {
+            (Some(t), Some(l)) if l < t => (Some(l), true),
+            (Some(t), _) => (Some(t), false),
+            (None, Some(l)) => (Some(l), true),
+            (None, None) => (None, false),
         }
     }
 }
@@ -151,6 +179,12 @@ pub enum SandboxError {
     TimedOut {
         label: String,
         timeout: Duration,
+        tail: Vec<String>,
+    },
+    #[error("step {label} was killed with everything it started: the build ran past its --timeout of {}s", limit.as_secs_f64())]
+    BuildTimedOut {
+        label: String,
+        limit: Duration,
         tail: Vec<String>,
     },
 }
@@ -351,6 +385,25 @@ enum Event {
 /// to close; a process that escaped the process group may hold it open
 /// forever, and we must not hang on it.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// A step killed because the build's deadline passed says so, not that
+/// its own timeout did.
+fn deadline_error(
+    result: Result<StepOutcome, SandboxError>,
+    build_wide: bool,
+    config: &SandboxConfig,
+) -> Result<StepOutcome, SandboxError> {
+    match (result, config.deadline) {
+        (Err(SandboxError::TimedOut { label, tail, .. }), Some(d)) if build_wide => {
+            Err(SandboxError::BuildTimedOut {
+                label,
+                limit: d.limit,
+                tail,
+            })
+        }
+        (r, _) => r,
+    }
+}
 
 /// Spawn `expr` (stdin, stdout and stderr are set here), stream its merged
 /// output to `out`, and wait for it, enforcing `timeout`.
