@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build recipes into signed packages in a local repository.
-    Build(build::Args),
+    Build(Box<build::Args>),
     /// Run recipes' `test:` pipelines against the packages built earlier.
     Test(test::Args),
     /// Compile a recipe into its resolved build plan (JSON on stdout).
@@ -206,7 +206,7 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Build(a) => build::run(a),
+        Command::Build(a) => build::run(*a),
         Command::Test(a) => test::run(a),
         Command::Compile(a) => compile::run(a),
         Command::PackageVersion(a) => compile::run_package_version(a),
