@@ -152,3 +152,55 @@ fn lint_levels_and_the_default_recipe_file() {
     assert_ok(&res);
     assert!(util::apk(&out, "dflt-1.0.0-r0.apk").is_file());
 }
+
+#[test]
+fn several_architectures_build_in_turn_and_a_foreign_hermetic_one_is_refused_by_name() {
+    if !bwrap_or_skip() || arch() != "x86_64" {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe(
+        tmp.path(),
+        "multi",
+        "  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/multi\n      echo ${{build.arch}} > ${{targets.destdir}}/usr/share/multi/arch\n",
+    );
+    let out = tmp.path().join("out");
+    let res = build(&r, &out, &["--arch", "host,amd64", "--arch", "aarch64"]);
+    assert_ok(&res);
+    for a in ["x86_64", "aarch64"] {
+        let apk = out.join(a).join("multi-1.0.0-r0.apk");
+        let e = entries(&apk);
+        assert_eq!(
+            e["usr/share/multi/arch"].content,
+            format!("{a}\n").as_bytes()
+        );
+        assert!(out.join(a).join("APKINDEX.tar.gz").is_file());
+    }
+    // `host` and `amd64` are the same architecture: built once.
+    assert_eq!(
+        show(&res).matches("built    multi-1.0.0-r0").count(),
+        2,
+        "{}",
+        show(&res)
+    );
+
+    if Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists() {
+        return; // this machine can run aarch64 programs
+    }
+    let res = build(
+        &r,
+        &tmp.path().join("out2"),
+        &[
+            "--arch",
+            "aarch64",
+            "-r",
+            tmp.path().join("none").to_str().unwrap(),
+        ],
+    );
+    assert!(!res.status.success());
+    let text = show(&res);
+    assert!(
+        text.contains("cannot build for aarch64") && text.contains("qemu"),
+        "{text}"
+    );
+}

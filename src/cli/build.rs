@@ -63,9 +63,10 @@ pub struct Args {
     /// key created once in ~/.config/pkgbuild/keys.
     #[arg(long, value_name = "KEY")]
     pub signing_key: Option<PathBuf>,
-    /// Target architecture (apk or Go spelling). Default: the host's.
-    #[arg(long, value_name = "ARCH")]
-    pub arch: Option<String>,
+    /// Target architectures (apk or Go spelling, `host`; comma list or
+    /// repeated), each built in turn. Default: the host's.
+    #[arg(long = "arch", value_name = "ARCH", value_delimiter = ',')]
+    pub archs: Vec<String>,
     /// How steps run. Default: bwrap when installed, else host (with a warning).
     #[arg(long, value_enum)]
     pub runner: Option<RunnerArg>,
@@ -203,7 +204,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             args.namespace
         )));
     }
-    let arch = crate::cli::resolve_arch(args.arch.as_deref())?;
+    let archs = resolve_archs(&args.archs)?;
     let runner = crate::cli::resolve_runner(args.runner, "build")?;
     let mut secret_env = BTreeMap::new();
     for p in &args.env_files {
@@ -211,12 +212,70 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     }
     let cache_dir = crate::cli::cache_dir(args.cache_dir.as_deref())?;
 
-    // Everything is compiled before anything runs, and every broken
-    // recipe is reported, not only the first.
+    // Everything is compiled for every architecture before anything runs,
+    // and every broken recipe is reported, not only the first.
+    let mut runs = Vec::new();
+    for &arch in &archs {
+        runs.push(compile_all(&args, arch, runner, &cache_dir, &secret_env)?);
+    }
+    let (key, key_files) = signing_key(&args)?;
+    let mut failed = false;
+    for mut run in runs {
+        for u in &mut run.units {
+            u.opts.key_files = key_files.clone();
+        }
+        if archs.len() > 1 && !args.quiet {
+            crate::errln!("==> building for {}", run.arch.apk());
+        }
+        failed |= build_all(&args, &run, &key);
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--arch` values: apk or Go spellings, comma lists, `host`; default the
+/// host's. Each architecture is built in turn.
+fn resolve_archs(flags: &[String]) -> anyhow::Result<Vec<Arch>> {
+    if flags.is_empty() {
+        return Ok(vec![crate::cli::resolve_arch(None)?]);
+    }
+    let mut out: Vec<Arch> = Vec::new();
+    for f in flags {
+        let arch = if f == "host" {
+            crate::cli::resolve_arch(None)?
+        } else {
+            crate::cli::resolve_arch(Some(f))?
+        };
+        if !out.contains(&arch) {
+            out.push(arch);
+        }
+    }
+    Ok(out)
+}
+
+/// The recipes of one architecture, compiled and ordered.
+struct ArchRun {
+    arch: Arch,
+    units: Vec<Unit>,
+    edges: Vec<Vec<multi::Edge>>,
+    deps: Vec<Vec<usize>>,
+}
+
+fn compile_all(
+    args: &Args,
+    arch: Arch,
+    runner: RunnerKind,
+    cache_dir: &Path,
+    secret_env: &BTreeMap<String, String>,
+) -> anyhow::Result<ArchRun> {
+    let input = |e: anyhow::Error| crate::cli::input_error(e);
     let mut units = Vec::new();
     let mut errors = Vec::new();
     for recipe in &args.recipes {
-        match unit(&args, recipe, arch, runner, &cache_dir, &secret_env) {
+        match unit(args, recipe, arch, runner, cache_dir, secret_env) {
             Ok(u) => units.push(u),
             Err(e) => errors.push(e),
         }
@@ -235,11 +294,23 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     if let Some(cycle) = multi::find_cycle(&deps) {
         return Err(input(cycle_error(&units, &edges, &cycle)));
     }
+    Ok(ArchRun {
+        arch,
+        units,
+        edges,
+        deps,
+    })
+}
 
-    let (key, key_files) = signing_key(&args)?;
-    for u in &mut units {
-        u.opts.key_files = key_files.clone();
-    }
+/// Build one architecture's recipes in dependency order; true when a
+/// build failed.
+fn build_all(args: &Args, run: &ArchRun, key: &crate::apk::sign::SigningKey) -> bool {
+    let ArchRun {
+        arch,
+        units,
+        edges,
+        deps,
+    } = run;
     let verbosity = if args.quiet {
         Verbosity::Quiet
     } else if args.debug {
@@ -248,26 +319,26 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         Verbosity::Normal
     };
 
-    let preset = decided_before_the_run(&units, &args, arch);
+    let preset = decided_before_the_run(units, args, *arch);
     let jobs = match args.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
     let to_build = preset.iter().filter(|p| p.is_none()).count();
     if units.len() > 1 && verbosity != Verbosity::Quiet {
-        announce(&units, &edges, &deps, &preset, jobs);
+        announce(units, edges, deps, &preset, jobs);
     }
     // Builds sharing the terminal tag their messages with the package.
     let tagged = jobs > 1 && to_build > 1;
     let many = units.len() > 1;
-    let report = multi::run(&deps, preset, jobs, args.keep_going, |i| {
+    let report = multi::run(deps, preset, jobs, args.keep_going, |i| {
         let u = &units[i];
         let log = if tagged {
             BuildLog::tagged(verbosity, u.name())
         } else {
             BuildLog::new(verbosity)
         };
-        match engine::build_plan(&u.opts, &u.plan, &key, &log) {
+        match engine::build_plan(&u.opts, &u.plan, key, &log) {
             Ok(summary) => {
                 let mut out = std::io::stdout().lock();
                 for p in &summary.packages {
@@ -285,16 +356,11 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     });
-    print_summary(&units, &report);
-    let failed = report
+    print_summary(units, &report);
+    report
         .outcomes
         .iter()
-        .any(|o| matches!(o, Outcome::Failed(_)));
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+        .any(|o| matches!(o, Outcome::Failed(_)))
 }
 
 /// `--signing-key`, else the default key (created once); with the key's

@@ -287,6 +287,14 @@ pub fn build_plan(
         Some(prepare_guest(opts, &request, &workspace, key, log)?)
     } else {
         log.info("note: this build is not hermetic (no repository named): steps see the host's /usr; name repositories in environment.contents.repositories or with -r to build from packages alone");
+        if Arch::host() != Some(opts.arch) {
+            log.info(&format!(
+                "note: building for {} with this machine's own programs: the steps run {} tools and nothing built for {} is executed by the build",
+                opts.arch.apk(),
+                Arch::host().map_or("host", |a| a.apk()),
+                opts.arch.apk()
+            ));
+        }
         None
     };
     let mut contents = plan.environment.contents.clone();
@@ -484,6 +492,17 @@ fn prepare_guest(
             opts.recipe.display()
         );
     }
+    if !can_execute(opts.arch) {
+        anyhow::bail!(
+            "{}: cannot build for {} here: a hermetic build runs the guest root's own {} programs (its /bin/sh first), and this {} machine cannot execute them; register qemu-user for {} with binfmt_misc (Debian: qemu-user-static) or build on a {} machine",
+            opts.recipe.display(),
+            opts.arch.apk(),
+            opts.arch.apk(),
+            Arch::host().map_or("unknown", |a| a.apk()),
+            opts.arch.apk(),
+            opts.arch.apk()
+        );
+    }
     let lock_path = opts
         .apk
         .lockfile
@@ -516,6 +535,31 @@ fn prepare_guest(
         client.downloads()
     ));
     Ok(env)
+}
+
+/// Whether programs built for `arch` run here: the host's own, or one a
+/// binfmt_misc handler (qemu-user) is registered for.
+fn can_execute(arch: Arch) -> bool {
+    if Arch::host() == Some(arch) {
+        return true;
+    }
+    let qemu = match arch {
+        Arch::X86_64 => "x86_64",
+        Arch::Aarch64 => "aarch64",
+        Arch::Armv7 | Arch::Armhf => "arm",
+        Arch::X86 => "i386",
+        Arch::Ppc64le => "ppc64le",
+        Arch::S390x => "s390x",
+        Arch::Riscv64 => "riscv64",
+        Arch::Loongarch64 => "loongarch64",
+    };
+    let Ok(entries) = fs::read_dir("/proc/sys/fs/binfmt_misc") else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| {
+        e.file_name().to_string_lossy() == format!("qemu-{qemu}")
+            && fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with("enabled"))
+    })
 }
 
 /// Why a plan is not built for `arch` (when `builds_for_arch` is false).
