@@ -260,7 +260,14 @@ fn index_rewrites_noarch_and_warns_when_unsigned() {
     let n = make_package(d, "docs", "1-r0", "noarch", "x");
     let run = pkgbuild(
         d,
-        &["index", "-o", "idx.tar.gz", "--arch", "aarch64", s(&n)],
+        &[
+            "index",
+            "-o",
+            "idx.tar.gz",
+            "--rewrite-arch",
+            "aarch64",
+            s(&n),
+        ],
     );
     run.expect_code(0);
     assert!(run.stderr.contains("UNSIGNED"), "{}", run.stderr);
@@ -375,7 +382,13 @@ fn sign_index_then_verify() {
     fs::copy(shipped_index(), &idx).unwrap();
     let text_before = tar_gz_entry(&idx, "APKINDEX").unwrap();
     let (new_key, new_keys) = new_key(d, "idxkey");
-    pkgbuild(d, &["sign-index", "--signing-key", s(&new_key), s(&idx)]).expect_code(0);
+    // Already signed: left alone unless forced, as melange does.
+    let before = fs::read(&idx).unwrap();
+    let run = pkgbuild(d, &["sign-index", "--signing-key", s(&new_key), s(&idx)]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("already signed"), "{}", run.stderr);
+    assert_eq!(fs::read(&idx).unwrap(), before);
+    pkgbuild(d, &["sign-index", "-f", "-k", s(&new_key), s(&idx)]).expect_code(0);
     assert_eq!(tar_gz_entry(&idx, "APKINDEX").unwrap(), text_before);
     pkgbuild(d, &["verify", "--keys-dir", s(&new_keys), s(&idx)]).expect_code(0);
     let old = pkgbuild(d, &["verify", "--keys-dir", s(&keys_dir()), s(&idx)]);
@@ -468,4 +481,61 @@ fn key_problems_name_the_key_file() {
     let run = pkgbuild(d, &["verify", "--keys-dir", "no-such-dir", s(&hello_apk())]);
     run.expect_code(2);
     assert!(run.stderr.contains("no-such-dir"), "{}", run.stderr);
+}
+
+#[test]
+fn index_arch_keeps_only_that_architecture_and_source_feeds_a_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = make_package(d, "tool", "1-r0", "x86_64", "x");
+    let a = make_package(d, "tool-arm", "1-r0", "aarch64", "a");
+    let n = make_package(d, "docs", "1-r0", "noarch", "n");
+    let run = pkgbuild(
+        d,
+        &[
+            "index",
+            "-o",
+            "only.tar.gz",
+            "-a",
+            "x86_64",
+            s(&x),
+            s(&a),
+            s(&n),
+        ],
+    );
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("tool-arm-1-r0 is built for aarch64"),
+        "{}",
+        run.stderr
+    );
+    let text =
+        String::from_utf8(tar_gz_entry(&d.join("only.tar.gz"), "APKINDEX").unwrap()).unwrap();
+    assert!(text.contains("P:tool\n"), "{text}");
+    assert!(
+        !text.contains("P:tool-arm\n") && !text.contains("P:docs\n"),
+        "{text}"
+    );
+
+    // -s: the records to merge come from another index than the output.
+    pkgbuild(d, &["index", "-o", "src.tar.gz", s(&n)]).expect_code(0);
+    pkgbuild(
+        d,
+        &[
+            "index",
+            "-m",
+            "-s",
+            "src.tar.gz",
+            "-o",
+            "merged.tar.gz",
+            s(&x),
+        ],
+    )
+    .expect_code(0);
+    let text =
+        String::from_utf8(tar_gz_entry(&d.join("merged.tar.gz"), "APKINDEX").unwrap()).unwrap();
+    assert!(
+        text.contains("P:tool\n") && text.contains("P:docs\n"),
+        "{text}"
+    );
 }

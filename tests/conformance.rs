@@ -516,7 +516,7 @@ fn our_index_binary_output_passes_the_checker() {
         .arg(&index)
         .arg("--signing-key")
         .arg(keys_dir().join("test-5f3a.rsa"))
-        .args(["--arch", "x86_64", "-d", "conformance repo"])
+        .args(["--rewrite-arch", "x86_64", "-d", "conformance repo"])
         .args(&packages)
         .output()
         .expect("run pkgbuild index");

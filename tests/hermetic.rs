@@ -354,6 +354,7 @@ fn locks_pin_versions_and_untrusted_or_tampered_repositories_are_refused() {
     let good_index = std::fs::read(&index).unwrap();
     util::assert_ok(&pkgbuild(&[
         "sign-index".as_ref(),
+        "--force".as_ref(),
         "--signing-key".as_ref(),
         other_key.as_os_str(),
         index.as_os_str(),

@@ -27,12 +27,22 @@ pub struct Args {
     /// Private key (`*.rsa`) to sign the index with; apk refuses unsigned indexes.
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
-    /// Keep the records already in OUTPUT, replacing those with the same name and version.
-    #[arg(long)]
+    /// Keep the records already in the index (OUTPUT, or --source),
+    /// replacing those with the same name and version.
+    #[arg(short = 'm', long)]
     pub merge: bool,
-    /// Write `A:` as this arch for `noarch` packages (so apk fetches them from this arch's directory).
-    #[arg(long)]
+    /// With --merge: take the existing records from this index instead of OUTPUT.
+    #[arg(short = 's', long = "source", value_name = "FILE")]
+    pub source: Option<PathBuf>,
+    /// Index only packages built for this architecture (`A:` equal to it;
+    /// others, noarch included, are left out with a warning), as melange's
+    /// `index --arch`.
+    #[arg(short = 'a', long = "arch", value_name = "ARCH")]
     pub arch: Option<String>,
+    /// Write `A:` as this arch for `noarch` packages (so apk fetches them
+    /// from this arch's directory), as `apk index --rewrite-arch`.
+    #[arg(long, value_name = "ARCH")]
+    pub rewrite_arch: Option<String>,
     /// Repository description (at most 160 bytes).
     #[arg(short = 'd', long)]
     pub description: Option<String>,
@@ -54,13 +64,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     }
-    if let Some(a) = &args.arch {
-        // apk builds download URLs from `A:`; keep it a plain path segment.
-        let plain = !a.is_empty() && a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-        if !plain {
-            return Err(input_error(anyhow::anyhow!(
-                "--arch {a:?}: expected an architecture name such as x86_64 or aarch64"
-            )));
+    for (flag, value) in [
+        ("--arch", &args.arch),
+        ("--rewrite-arch", &args.rewrite_arch),
+    ] {
+        if let Some(a) = value {
+            // apk builds download URLs from `A:`; keep it a plain path segment.
+            let plain = !a.is_empty() && a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+            if !plain {
+                return Err(input_error(anyhow::anyhow!(
+                    "{flag} {a:?}: expected an architecture name such as x86_64 or aarch64"
+                )));
+            }
         }
     }
     let key = args
@@ -83,7 +98,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut untrusted = 0usize;
     for (path, result) in args.packages.iter().zip(results) {
         match result {
-            Ok(e) => entries.push(e),
+            Ok(e) => match &args.arch {
+                Some(want) if &e.info.arch != want => crate::errln!(
+                    "warning: {}: {}-{} is built for {}, not {want}: left out of the index",
+                    path.display(),
+                    e.info.name,
+                    e.info.version,
+                    e.info.arch
+                ),
+                _ => entries.push(e),
+            },
             Err(Refused::Signature(e)) => {
                 crate::errln!("{}: {e}", path.display());
                 untrusted += 1;
@@ -114,8 +138,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(name) = args.output.file_name() {
         crate::repo::remove_stale_temps(dir, &name.to_string_lossy());
     }
-    let mut index = if args.merge && args.output.exists() {
-        Index::read(&args.output).context("reading the index to merge into")?
+    let source = args.source.as_deref().unwrap_or(&args.output);
+    let mut index = if args.merge && source.exists() {
+        Index::read(source).context("reading the index to merge into")?
     } else {
         Index::default()
     };
@@ -130,7 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.output.display()
         );
     }
-    index.write(&args.output, key.as_ref(), args.arch.as_deref())?;
+    index.write(&args.output, key.as_ref(), args.rewrite_arch.as_deref())?;
     crate::errln!("Index has {} packages", index.entries.len());
     crate::outln!("{}", args.output.display());
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ use crate::cli::input_error;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Private key (`*.rsa`); the public key apk looks up is `<key file name>.pub`.
-    #[arg(long)]
+    #[arg(short = 'k', long)]
     pub signing_key: PathBuf,
     /// Add a SHA-1 `.SIGN.RSA.` signature after the RSA256 one, for very old apk-tools.
     #[arg(long)]
@@ -38,8 +38,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 #[derive(clap::Args, Debug)]
 pub struct IndexArgs {
     /// Private key (`*.rsa`).
-    #[arg(long)]
+    #[arg(short = 'k', long)]
     pub signing_key: PathBuf,
+    /// Replace the signature of an index that is already signed (without
+    /// it such an index is left as it is, as melange does).
+    #[arg(short = 'f', long)]
+    pub force: bool,
     /// Index files (`APKINDEX.tar.gz`) to re-sign in place.
     #[arg(required = true)]
     pub indexes: Vec<PathBuf>,
@@ -52,8 +56,21 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
         legacy_sha1: false,
     };
     for p in &args.indexes {
+        if !args.force && is_signed(p) {
+            crate::errln!(
+                "{}: already signed, left as it is (--force re-signs it)",
+                p.display()
+            );
+            continue;
+        }
         resign::resign_index(p, &opts)?;
         crate::outln!("{}", p.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `path` reads as an index with a signature member; anything
+/// unreadable is left to `resign_index` to report.
+fn is_signed(path: &std::path::Path) -> bool {
+    crate::apk::index::read_head(path).is_ok_and(|h| h.signed)
 }
