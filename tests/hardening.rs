@@ -460,3 +460,56 @@ fn a_huge_recipe_value_is_not_echoed_whole() {
         assert!(err.contains("bytes)"), "{name}: {err}");
     }
 }
+
+#[test]
+fn keep_workspace_keeps_it_when_the_build_fails_before_any_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmpdir = tmp.path().join("tmp");
+    fs::create_dir(&tmpdir).unwrap();
+    let recipes = tmp.path().join("recipes");
+    fs::create_dir(&recipes).unwrap();
+    // A fetch from a closed local port fails while sources are prepared,
+    // before the first step.
+    let (listener, port) = quiet_listener();
+    drop(listener);
+    let recipe = write_recipe(
+        &recipes,
+        "early",
+        &format!(
+            "package:\n  name: early\n  version: 1.0.0\n  epoch: 0\n  description: e\npipeline:\n  - uses: fetch\n    with:\n      uri: http://127.0.0.1:{port}/early.tar.gz\n      expected-sha256: {}\n",
+            "0".repeat(64)
+        ),
+    );
+    for runner in ["bwrap", "host"] {
+        if runner == "bwrap" && !bwrap_or_skip() {
+            continue;
+        }
+        let mut cmd = build_command(
+            &recipe,
+            &tmp.path().join("repo"),
+            &["--keep-workspace", "--runner", runner],
+        );
+        let res = cmd.env("TMPDIR", &tmpdir).output().unwrap();
+        assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+        let err = stderr(&res);
+        let kept = err
+            .lines()
+            .find_map(|l| l.split("workspace kept at ").nth(1))
+            .unwrap_or_else(|| panic!("{runner}: no kept workspace in: {err}"));
+        assert!(Path::new(kept.trim()).is_dir(), "{runner}: {kept}");
+    }
+    // Without the flag an early failure leaves nothing.
+    let mut cmd = build_command(&recipe, &tmp.path().join("repo"), &["--runner", "host"]);
+    let res = cmd.env("TMPDIR", &tmpdir).output().unwrap();
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    assert!(!stderr(&res).contains("workspace kept"));
+    let host = tmpdir.join(format!("pkgbuild-host-{}", our_uid()));
+    assert!(!host.join(format!("early-{}", arch())).exists());
+}
+
+fn our_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of a file we just created is our uid.
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().metadata().unwrap().uid()
+}

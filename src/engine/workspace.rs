@@ -136,6 +136,42 @@ impl Workspace {
     }
 }
 
+/// A workspace that is kept or removed (as `--keep-workspace` says) however
+/// the build ends: early returns by `?` included.
+pub struct WorkspaceGuard<'a> {
+    workspace: Option<Workspace>,
+    keep: bool,
+    log: &'a BuildLog,
+}
+
+impl<'a> WorkspaceGuard<'a> {
+    pub fn new(workspace: Workspace, keep: bool, log: &'a BuildLog) -> Self {
+        WorkspaceGuard {
+            workspace: Some(workspace),
+            keep,
+            log,
+        }
+    }
+}
+
+impl std::ops::Deref for WorkspaceGuard<'_> {
+    type Target = Workspace;
+
+    fn deref(&self) -> &Workspace {
+        self.workspace
+            .as_ref()
+            .expect("the workspace is only taken on drop")
+    }
+}
+
+impl Drop for WorkspaceGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(ws) = self.workspace.take() {
+            ws.finish(self.keep, self.log);
+        }
+    }
+}
+
 /// Prefix of every scratch directory in `$TMPDIR`.
 pub const SCRATCH_PREFIX: &str = "pkgbuild-ws-";
 
