@@ -14,6 +14,7 @@ pub mod build;
 pub mod compile;
 pub mod index;
 pub mod keygen;
+pub mod limits;
 pub mod lint;
 pub mod pack;
 pub mod sign;
