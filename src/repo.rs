@@ -212,6 +212,7 @@ impl Repo {
             .suffix(INDEX_TEMP_SUFFIX)
             .tempfile_in(&self.dir)
             .map_err(io_err(&self.dir, "cannot write the index in"))?;
+        probe_replaceable(&index_path, &self.dir)?;
         let old = if index_path.exists() {
             Index::read(&index_path).ok()
         } else {
@@ -304,6 +305,21 @@ pub fn remove_stale_temps(dir: &Path, name: &str) {
             let _ = fs::remove_file(e.path());
         }
     }
+}
+
+/// Fail now if the rename that will replace `index` cannot succeed: an
+/// immutable or append-only file (`chattr +i`/`+a`) cannot be replaced,
+/// and cannot be hard-linked either, which is a test that changes nothing
+/// visible (the link has a temporary index name and goes at once).
+fn probe_replaceable(index: &Path, dir: &Path) -> Result<(), RepoError> {
+    if !index.is_file() {
+        return Ok(());
+    }
+    let probe = dir.join(format!("{INDEX_TEMP_PREFIX}probe{INDEX_TEMP_SUFFIX}"));
+    let _ = fs::remove_file(&probe);
+    fs::hard_link(index, &probe).map_err(io_err(index, "the index cannot be replaced"))?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
 }
 
 /// The index entry for `path`: the old one when its `C:` is the identity
@@ -457,6 +473,47 @@ mod tests {
             .filter(|n| n.ends_with(".tmp"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// `chattr +i` on the index (when the file system and our privileges
+    /// allow it): the build must stop before publishing anything.
+    #[test]
+    fn an_immutable_index_stops_publishing_before_any_change() {
+        use std::process::Command;
+        let root = tempfile::tempdir().unwrap();
+        let repo = Repo::new(root.path(), "x86_64");
+        let staging = repo.staging_dir().unwrap();
+        let lock = repo.lock(|| {}).unwrap();
+        repo.reindex(None, None, &lock).unwrap();
+        let index = repo.index_path();
+        let chattr = |flag: &str| {
+            Command::new("chattr")
+                .arg(flag)
+                .arg(&index)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !chattr("+i") {
+            eprintln!("skipped: chattr +i not possible here");
+            return;
+        }
+        let staged = staging.path().join("hello-1.0-r0.apk");
+        fs::copy(hello(), &staged).unwrap();
+        let result = repo.publish(std::slice::from_ref(&staged), None, None, &lock);
+        let published = repo.dir().join("hello-1.0-r0.apk").exists();
+        chattr("-i");
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("APKINDEX.tar.gz") && err.contains("cannot be replaced"),
+            "{err}"
+        );
+        assert!(!published);
+        let temps: Vec<_> = fs::read_dir(repo.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
     }
 
     #[test]

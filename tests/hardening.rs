@@ -460,3 +460,193 @@ fn a_huge_recipe_value_is_not_echoed_whole() {
         assert!(err.contains("bytes)"), "{name}: {err}");
     }
 }
+
+#[test]
+fn keep_workspace_keeps_it_when_the_build_fails_before_any_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmpdir = tmp.path().join("tmp");
+    fs::create_dir(&tmpdir).unwrap();
+    let recipes = tmp.path().join("recipes");
+    fs::create_dir(&recipes).unwrap();
+    // A fetch from a closed local port fails while sources are prepared,
+    // before the first step.
+    let (listener, port) = quiet_listener();
+    drop(listener);
+    let recipe = write_recipe(
+        &recipes,
+        "early",
+        &format!(
+            "package:\n  name: early\n  version: 1.0.0\n  epoch: 0\n  description: e\npipeline:\n  - uses: fetch\n    with:\n      uri: http://127.0.0.1:{port}/early.tar.gz\n      expected-sha256: {}\n",
+            "0".repeat(64)
+        ),
+    );
+    for runner in ["bwrap", "host"] {
+        if runner == "bwrap" && !bwrap_or_skip() {
+            continue;
+        }
+        let mut cmd = build_command(
+            &recipe,
+            &tmp.path().join("repo"),
+            &["--keep-workspace", "--runner", runner],
+        );
+        let res = cmd.env("TMPDIR", &tmpdir).output().unwrap();
+        assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+        let err = stderr(&res);
+        let kept = err
+            .lines()
+            .find_map(|l| l.split("workspace kept at ").nth(1))
+            .unwrap_or_else(|| panic!("{runner}: no kept workspace in: {err}"));
+        assert!(Path::new(kept.trim()).is_dir(), "{runner}: {kept}");
+    }
+    // Without the flag an early failure leaves nothing.
+    let mut cmd = build_command(&recipe, &tmp.path().join("repo"), &["--runner", "host"]);
+    let res = cmd.env("TMPDIR", &tmpdir).output().unwrap();
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    assert!(!stderr(&res).contains("workspace kept"));
+    let host = tmpdir.join(format!("pkgbuild-host-{}", our_uid()));
+    assert!(!host.join(format!("early-{}", arch())).exists());
+}
+
+fn our_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of a file we just created is our uid.
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().metadata().unwrap().uid()
+}
+
+/// A signed package whose data holds `files` files of `size` zero bytes.
+fn package_of(dir: &Path, name: &str, files: usize, size: usize) -> PathBuf {
+    let key = SigningKey::load(test_key()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path().join("usr/share").join(name);
+    fs::create_dir_all(&d).unwrap();
+    for i in 0..files {
+        // Distinct content, so the duplicate linter stays quiet.
+        let mut content = vec![0u8; size];
+        content[..8.min(size)].copy_from_slice(&(i as u64).to_le_bytes()[..8.min(size)]);
+        fs::write(d.join(format!("f{i}")), content).unwrap();
+    }
+    let spec = PackageSpec {
+        root: root.path().to_path_buf(),
+        info: PkgInfo {
+            name: name.into(),
+            version: "1.0-r0".into(),
+            arch: "x86_64".into(),
+            description: "d".into(),
+            license: "MIT".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sign = SignOptions {
+        key: Some(&key),
+        legacy_sha1: false,
+    };
+    write_package(&spec, &sign, dir).unwrap().path
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn lint_and_verify_stop_at_the_unpacked_size_and_entry_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = package_of(tmp.path(), "big", 1, 4 << 20);
+    let many = package_of(tmp.path(), "many", 300, 8);
+    let private_tmp = tmp.path().join("tmp");
+    fs::create_dir(&private_tmp).unwrap();
+    let keys = test_key().parent().unwrap();
+    let run = |cmd: &str, pkg: &Path, limit: &[&str]| {
+        let mut c = Command::new(bin());
+        c.arg(cmd);
+        if cmd == "verify" {
+            c.arg("--keys-dir").arg(keys);
+        }
+        c.args(limit)
+            .arg(pkg)
+            .env("TMPDIR", &private_tmp)
+            .output()
+            .unwrap()
+    };
+    for cmd in ["lint", "verify"] {
+        let res = run(cmd, &big, &["--max-unpacked-size", "1M"]);
+        assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+        let out = stdout(&res);
+        assert!(out.contains("big-1.0-r0.apk"), "{out}");
+        assert!(
+            out.contains("unpacked size") && out.contains("--max-unpacked-size"),
+            "{out}"
+        );
+        assert!(out.contains(&(1u64 << 20).to_string()), "{out}");
+
+        let res = run(cmd, &many, &["--max-entries", "100"]);
+        assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+        let out = stdout(&res);
+        assert!(
+            out.contains("--max-entries") && out.contains("100"),
+            "{out}"
+        );
+
+        // Within the limits (and by default) both pass.
+        assert_ok(&run(cmd, &big, &["--max-unpacked-size", "5M"]));
+        assert_ok(&run(cmd, &many, &[]));
+    }
+    // Nothing of the unpacking is left behind.
+    assert_eq!(named(&private_tmp, ""), Vec::<String>::new());
+}
+
+#[test]
+fn lint_checks_what_apk_checks_or_says_it_did_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signed = make_package(tmp.path(), "signed", "1.0-r0", "s");
+    // Unsigned, and its file has no checksum.
+    let bare = package_with_builddate(tmp.path(), "bare", "1700000000");
+    let keys = test_key().parent().unwrap();
+    let stranger = tmp.path().join("stranger");
+    fs::create_dir(&stranger).unwrap();
+    let lint = |pkg: &Path, keys: Option<&Path>| {
+        let mut c = Command::new(bin());
+        c.arg("lint");
+        if let Some(k) = keys {
+            c.arg("--keys-dir").arg(k);
+        }
+        c.arg(pkg).output().unwrap()
+    };
+
+    let res = lint(&signed, Some(keys));
+    assert_ok(&res);
+    assert!(!stderr(&res).contains("NOT checked"), "{}", show(&res));
+    // Without keys: OK, but saying the signature was not looked at.
+    let res = lint(&signed, None);
+    assert_ok(&res);
+    assert!(
+        stderr(&res).contains("signatures were NOT checked"),
+        "{}",
+        show(&res)
+    );
+    // A key apk does not know.
+    let res = lint(&signed, Some(&stranger));
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    assert!(
+        stdout(&res).contains("[signature] required"),
+        "{}",
+        show(&res)
+    );
+    // Unsigned, and a file without its checksum.
+    let res = lint(&bare, Some(keys));
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    let out = stdout(&res);
+    assert!(out.contains("[signature] required"), "{out}");
+    assert!(
+        out.contains("[checksum] required") && out.contains("(usr/f)"),
+        "{out}"
+    );
+    let res = lint(&bare, None);
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    assert!(
+        stdout(&res).contains("[checksum] required"),
+        "{}",
+        show(&res)
+    );
+}

@@ -140,6 +140,67 @@ pub enum ReadError {
     BadChecksum { path: String },
     #[error("`{path}`: {problem}")]
     UnsafePath { path: String, problem: &'static str },
+    #[error("{what} is past the limit of {limit} ({flag} raises it)")]
+    Limit {
+        what: String,
+        limit: u64,
+        flag: &'static str,
+    },
+}
+
+/// Caps on what reading a package's data may cost, for the tools that
+/// unpack or inspect untrusted packages (`lint`, `verify`): the entries'
+/// unpacked content size and their number. A small package can hold
+/// gigabytes of zeros or millions of entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sum of the sizes of the regular files, in bytes.
+    pub max_unpacked: u64,
+    /// Entries of the data member.
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_unpacked: 8 << 30,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Only the format's own caps ([`MAX_DATA_MEMBER`], [`MAX_DATA_ENTRIES`]).
+    pub const FORMAT: Limits = Limits {
+        max_unpacked: MAX_DATA_MEMBER,
+        max_entries: MAX_DATA_ENTRIES,
+    };
+
+    /// A counter of what was seen so far against these limits.
+    fn counter(self) -> impl FnMut(&DataEntry) -> Result<()> {
+        let (mut entries, mut unpacked) = (0usize, 0u64);
+        move |e| {
+            entries += 1;
+            if entries > self.max_entries {
+                return Err(ReadError::Limit {
+                    what: format!("the number of entries ({entries} at `{}`)", e.path),
+                    limit: self.max_entries as u64,
+                    flag: "--max-entries",
+                });
+            }
+            if e.kind == EntryKind::File {
+                unpacked = unpacked.saturating_add(e.size);
+            }
+            if unpacked > self.max_unpacked {
+                return Err(ReadError::Limit {
+                    what: format!("the unpacked size ({unpacked} bytes at `{}`)", e.path),
+                    limit: self.max_unpacked,
+                    flag: "--max-unpacked-size",
+                });
+            }
+            Ok(())
+        }
+    }
 }
 
 pub(super) type Result<T, E = ReadError> = std::result::Result<T, E>;
@@ -884,8 +945,20 @@ fn at_boundary<R: Read>(tar: &mut TarReader<Member<'_, R>>, e: ReadError) -> Rea
 pub fn read_data<E: From<ReadError>>(
     path: &Path,
     ctl: &ApkControl,
+    visit: impl FnMut(&DataEntry, &mut dyn Read) -> Result<(), E>,
+) -> Result<DataSummary, E> {
+    read_data_limited(path, ctl, Limits::FORMAT, visit)
+}
+
+/// [`read_data`] that stops with [`ReadError::Limit`] at the first entry
+/// past `limits`, before its content is read.
+pub fn read_data_limited<E: From<ReadError>>(
+    path: &Path,
+    ctl: &ApkControl,
+    limits: Limits,
     mut visit: impl FnMut(&DataEntry, &mut dyn Read) -> Result<(), E>,
 ) -> Result<DataSummary, E> {
+    let mut count = limits.counter();
     let expected = match ctl.pkginfo.datahash.as_str() {
         "" => return Err(ReadError::MissingDatahash.into()),
         s => hex_decode::<32>(s.as_bytes())
@@ -922,6 +995,7 @@ pub fn read_data<E: From<ReadError>>(
             TarItem::Entry(h) => h,
         };
         let entry = data_entry(h)?;
+        count(&entry)?;
         summary.entries += 1;
         if entry.kind == EntryKind::File && entry.checksum.is_some() {
             tar.hash = Some(Sha1::new());
@@ -1021,77 +1095,95 @@ fn ensure_dirs(root: &Path, parts: &[&str], name: &str) -> Result<PathBuf> {
 /// would go through a symlink; device nodes and fifos are listed but not
 /// created. Directories stay owner-writable. Returns every entry seen.
 pub fn extract(path: &Path, dest: &Path) -> Result<Vec<DataEntry>> {
+    extract_limited(path, dest, Limits::FORMAT, |_| true)
+}
+
+/// [`extract`] within `limits`, returning only the entries `keep` wants
+/// (memory then grows with those alone).
+pub fn extract_limited(
+    path: &Path,
+    dest: &Path,
+    limits: Limits,
+    mut keep: impl FnMut(&DataEntry) -> bool,
+) -> Result<Vec<DataEntry>> {
     let ctl = read_control(path)?;
     let mut entries = Vec::new();
     let mut files: HashSet<String> = HashSet::new();
-    read_data(path, &ctl, |e: &DataEntry, content: &mut dyn Read| {
-        entries.push(e.clone());
-        let parts = safe_components(&e.path)?;
-        let Some((last, parents)) = parts.split_last() else {
-            return Ok(()); // the root directory itself
-        };
-        let dir = ensure_dirs(dest, parents, &e.path)?;
-        let target = dir.join(last);
-        let write_err = |source| ReadError::Write {
-            path: target.clone(),
-            source,
-        };
-        let key = parts.join("/");
-        match fs::symlink_metadata(&target) {
-            Ok(m) if m.file_type().is_dir() => {
-                if e.kind != EntryKind::Directory {
-                    return Err(ReadError::UnsafePath {
-                        path: e.path.clone(),
-                        problem: "replaces a directory",
-                    });
+    read_data_limited(
+        path,
+        &ctl,
+        limits,
+        |e: &DataEntry, content: &mut dyn Read| {
+            if keep(e) {
+                entries.push(e.clone());
+            }
+            let parts = safe_components(&e.path)?;
+            let Some((last, parents)) = parts.split_last() else {
+                return Ok(()); // the root directory itself
+            };
+            let dir = ensure_dirs(dest, parents, &e.path)?;
+            let target = dir.join(last);
+            let write_err = |source| ReadError::Write {
+                path: target.clone(),
+                source,
+            };
+            let key = parts.join("/");
+            match fs::symlink_metadata(&target) {
+                Ok(m) if m.file_type().is_dir() => {
+                    if e.kind != EntryKind::Directory {
+                        return Err(ReadError::UnsafePath {
+                            path: e.path.clone(),
+                            problem: "replaces a directory",
+                        });
+                    }
                 }
-            }
-            Ok(_) => {
-                files.remove(&key);
-                fs::remove_file(&target).map_err(write_err)?;
-            }
-            Err(_) => {}
-        }
-        match e.kind {
-            EntryKind::Directory => {
-                if !target.is_dir() {
-                    fs::create_dir(&target).map_err(write_err)?;
+                Ok(_) => {
+                    files.remove(&key);
+                    fs::remove_file(&target).map_err(write_err)?;
                 }
-                fs::set_permissions(&target, fs::Permissions::from_mode(e.mode | 0o700))
-                    .map_err(write_err)?;
+                Err(_) => {}
             }
-            EntryKind::File => {
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&target)
-                    .map_err(write_err)?;
-                io::copy(content, &mut f).map_err(write_err)?;
-                f.set_permissions(fs::Permissions::from_mode(e.mode))
-                    .map_err(write_err)?;
-                files.insert(key);
-            }
-            EntryKind::Symlink => {
-                let to = e.link_target.as_deref().unwrap_or_default();
-                std::os::unix::fs::symlink(to, &target).map_err(write_err)?;
-            }
-            EntryKind::Hardlink => {
-                let to = e.link_target.as_deref().unwrap_or_default();
-                let to_key = safe_components(to)?.join("/");
-                if !files.contains(&to_key) {
-                    return Err(ReadError::UnsafePath {
-                        path: e.path.clone(),
-                        problem: "hard link target is not an earlier regular file",
-                    });
+            match e.kind {
+                EntryKind::Directory => {
+                    if !target.is_dir() {
+                        fs::create_dir(&target).map_err(write_err)?;
+                    }
+                    fs::set_permissions(&target, fs::Permissions::from_mode(e.mode | 0o700))
+                        .map_err(write_err)?;
                 }
-                fs::hard_link(dest.join(&to_key), &target).map_err(write_err)?;
-                files.insert(key);
+                EntryKind::File => {
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&target)
+                        .map_err(write_err)?;
+                    io::copy(content, &mut f).map_err(write_err)?;
+                    f.set_permissions(fs::Permissions::from_mode(e.mode))
+                        .map_err(write_err)?;
+                    files.insert(key);
+                }
+                EntryKind::Symlink => {
+                    let to = e.link_target.as_deref().unwrap_or_default();
+                    std::os::unix::fs::symlink(to, &target).map_err(write_err)?;
+                }
+                EntryKind::Hardlink => {
+                    let to = e.link_target.as_deref().unwrap_or_default();
+                    let to_key = safe_components(to)?.join("/");
+                    if !files.contains(&to_key) {
+                        return Err(ReadError::UnsafePath {
+                            path: e.path.clone(),
+                            problem: "hard link target is not an earlier regular file",
+                        });
+                    }
+                    fs::hard_link(dest.join(&to_key), &target).map_err(write_err)?;
+                    files.insert(key);
+                }
+                EntryKind::CharDevice | EntryKind::BlockDevice | EntryKind::Fifo => {}
             }
-            EntryKind::CharDevice | EntryKind::BlockDevice | EntryKind::Fifo => {}
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(entries)
 }
 

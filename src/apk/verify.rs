@@ -59,6 +59,15 @@ pub enum VerifyError {
 /// Verify a package or an index (told apart by content) against the
 /// public keys in `keys_dir`.
 pub fn verify_file(path: &Path, keys_dir: &Path) -> Result<(), VerifyError> {
+    verify_file_limited(path, keys_dir, read::Limits::FORMAT)
+}
+
+/// [`verify_file`] that stops at the first data entry past `limits`.
+pub fn verify_file_limited(
+    path: &Path,
+    keys_dir: &Path,
+    limits: read::Limits,
+) -> Result<(), VerifyError> {
     if !keys_dir.is_dir() {
         return Err(VerifyError::NoKeysDir(keys_dir.to_path_buf()));
     }
@@ -68,7 +77,7 @@ pub fn verify_file(path: &Path, keys_dir: &Path) -> Result<(), VerifyError> {
         Payload::Control => {
             let ctl = read::control_from_head(head, size)?;
             let mut layout = Layout::default();
-            read::read_data(path, &ctl, |e, _| layout.check(e))?;
+            read::read_data_limited(path, &ctl, limits, |e, _| layout.check(e))?;
             Ok(())
         }
         Payload::Index => check_index(head, size),

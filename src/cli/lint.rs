@@ -40,6 +40,13 @@ pub struct Args {
     /// List the package linters with their level and exit.
     #[arg(long)]
     pub list: bool,
+    /// Check each package's signature against the public keys in DIR, as
+    /// apk does (a bad or unknown signature is a required finding).
+    /// Without it signatures are not checked, and lint says so.
+    #[arg(long, value_name = "DIR")]
+    pub keys_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: crate::cli::limits::LimitArgs,
     #[command(flatten)]
     pub flags: CompileFlags,
 }
@@ -58,13 +65,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             unknown.join(", ")
         )));
     }
+    if let Some(dir) = &args.keys_dir {
+        if !dir.is_dir() {
+            return Err(input_error(crate::apk::verify::VerifyError::NoKeysDir(
+                dir.clone(),
+            )));
+        }
+    }
+    let apk_opts = apk_lint::ApkLintOptions {
+        disabled: &args.disable,
+        package_checks: !args.ignore_package_checks,
+        limits: args.limits.limits(),
+        keys_dir: args.keys_dir.as_deref(),
+    };
     let opts = args.flags.options()?;
+    let mut packages = 0usize;
     let mut recipes_failed = 0usize;
     let mut recipes = 0usize;
     let mut packages_failed = 0usize;
     for f in &args.files {
         if is_package(f) {
-            if !lint_package(f, &args.disable, !args.ignore_package_checks) {
+            packages += 1;
+            if !lint_package(f, &apk_opts) {
                 packages_failed += 1;
             }
             continue;
@@ -74,6 +96,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             crate::errln!("{e}");
             recipes_failed += 1;
         }
+    }
+    if packages > 0 && args.keys_dir.is_none() {
+        crate::errln!(
+            "note: package signatures were NOT checked (no --keys-dir); \
+             apk refuses unsigned packages and unknown keys"
+        );
     }
     if recipes_failed > 0 {
         crate::errln!("{recipes_failed} of {recipes} recipe(s) failed the checks");
@@ -111,9 +139,9 @@ fn is_package(path: &Path) -> bool {
 }
 
 /// Prints the package's findings; false when it must fail the run.
-fn lint_package(path: &Path, disabled: &[String], package_checks: bool) -> bool {
+fn lint_package(path: &Path, opts: &apk_lint::ApkLintOptions<'_>) -> bool {
     let file = path.display();
-    let result = match apk_lint::lint_apk(path, disabled, package_checks) {
+    let result = match apk_lint::lint_apk(path, opts) {
         Ok(r) => r,
         Err(e) => {
             crate::outln!("{file}: error: {e}");

@@ -16,6 +16,7 @@ pub mod compile;
 pub mod duration;
 pub mod index;
 pub mod keygen;
+pub mod limits;
 pub mod lint;
 pub mod lock;
 pub mod pack;

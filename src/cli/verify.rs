@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use rayon::prelude::*;
 
-use crate::apk::verify::verify_file;
+use crate::apk::verify::verify_file_limited;
 use crate::cli::input_error;
 
 #[derive(clap::Args, Debug)]
@@ -15,6 +15,8 @@ pub struct Args {
     /// Directory of trusted public keys (`<name>.rsa.pub`).
     #[arg(long)]
     pub keys_dir: PathBuf,
+    #[command(flatten)]
+    pub limits: crate::cli::limits::LimitArgs,
     /// Packages (`.apk`) and indexes (`APKINDEX.tar.gz`) to check.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -30,7 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let results: Vec<_> = args
         .files
         .par_iter()
-        .map(|f| verify_file(f, &args.keys_dir))
+        .map(|f| verify_file_limited(f, &args.keys_dir, args.limits.limits()))
         .collect();
     let mut failed = false;
     for (file, result) in args.files.iter().zip(results) {

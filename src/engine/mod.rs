@@ -33,7 +33,7 @@ use crate::arch::Arch;
 use crate::plan::{self, Plan};
 use crate::repo::Repo;
 use crate::sandbox::{self, RunnerKind, SandboxConfig};
-use workspace::Workspace;
+use workspace::{Workspace, WorkspaceGuard};
 
 pub use log::{BuildLog, Verbosity};
 
@@ -259,6 +259,7 @@ pub fn build_plan(
         RunnerKind::Bwrap => Workspace::temporary()?,
         RunnerKind::Host => Workspace::fixed(&main.name, opts.arch.apk(), log)?,
     };
+    let workspace = WorkspaceGuard::new(workspace, opts.keep_workspace, log);
     let ws_dir = workspace.build_dir().to_path_buf();
     let build_root = match opts.runner {
         RunnerKind::Bwrap => "/home/build".to_string(),
@@ -407,17 +408,13 @@ pub fn build_plan(
     }
     let runner = sandbox::new_runner(opts.runner, config)?;
 
-    let result = steps::run_all_steps(
+    steps::run_all_steps(
         plan,
         &prepared,
         env.visible.as_deref(),
         runner.as_ref(),
         log,
-    );
-    if let Err(e) = result {
-        workspace.finish(opts.keep_workspace, log);
-        return Err(e);
-    }
+    )?;
 
     let staging = repo.staging_dir()?;
     // The embedded recipe records the environment exactly as installed,
@@ -439,13 +436,7 @@ pub fn build_plan(
         staging.path(),
         log,
     );
-    let written = match written {
-        Ok(w) => w,
-        Err(e) => {
-            workspace.finish(opts.keep_workspace, log);
-            return Err(e);
-        }
-    };
+    let written = written?;
 
     let lock =
         repo.lock(|| log.info("waiting for another build to release the repository lock"))?;
@@ -467,8 +458,8 @@ pub fn build_plan(
     } else {
         log.info("index not updated (--generate-index=false): run `pkgbuild index` to list the new packages");
     }
+    drop(workspace);
     log.flush();
-    workspace.finish(opts.keep_workspace, log);
     Ok(BuildSummary {
         packages: published,
         index: repo.index_path(),

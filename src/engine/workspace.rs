@@ -15,7 +15,7 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use regex::Regex;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::BuildLog;
 use crate::lockdir::LockedDir;
@@ -136,6 +136,42 @@ impl Workspace {
     }
 }
 
+/// A workspace that is kept or removed (as `--keep-workspace` says) however
+/// the build ends: early returns by `?` included.
+pub struct WorkspaceGuard<'a> {
+    workspace: Option<Workspace>,
+    keep: bool,
+    log: &'a BuildLog,
+}
+
+impl<'a> WorkspaceGuard<'a> {
+    pub fn new(workspace: Workspace, keep: bool, log: &'a BuildLog) -> Self {
+        WorkspaceGuard {
+            workspace: Some(workspace),
+            keep,
+            log,
+        }
+    }
+}
+
+impl std::ops::Deref for WorkspaceGuard<'_> {
+    type Target = Workspace;
+
+    fn deref(&self) -> &Workspace {
+        self.workspace
+            .as_ref()
+            .expect("the workspace is only taken on drop")
+    }
+}
+
+impl Drop for WorkspaceGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(ws) = self.workspace.take() {
+            ws.finish(self.keep, self.log);
+        }
+    }
+}
+
 /// Prefix of every scratch directory in `$TMPDIR`.
 pub const SCRATCH_PREFIX: &str = "pkgbuild-ws-";
 
@@ -172,109 +208,48 @@ pub fn fixed_dir(name: &str, arch: &str) -> PathBuf {
     fixed_base().join(safe_name(name, arch))
 }
 
-/// gitignore-style patterns from `.melangeignore`, as melange honours them.
-#[derive(Debug, Default)]
+/// The patterns of `.melangeignore`, with git's `.gitignore` semantics
+/// (ripgrep's `ignore` crate: anchoring, `**`, `!` negation, character
+/// classes, trailing-`/` directory patterns). A line that is not a valid
+/// pattern is skipped, as git skips it.
+#[derive(Debug)]
 pub struct IgnoreRules {
-    rules: Vec<Rule>,
+    matcher: Gitignore,
 }
 
-#[derive(Debug)]
-struct Rule {
-    re: Regex,
-    negate: bool,
-    dir_only: bool,
+impl Default for IgnoreRules {
+    fn default() -> Self {
+        IgnoreRules {
+            matcher: Gitignore::empty(),
+        }
+    }
 }
 
 impl IgnoreRules {
     pub fn parse(text: &str) -> IgnoreRules {
-        let rules = text
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .filter_map(|line| {
-                let (negate, pat) = match line.strip_prefix('!') {
-                    Some(p) => (true, p),
-                    None => (false, line.strip_prefix('\\').unwrap_or(line)),
-                };
-                let (dir_only, pat) = match pat.strip_suffix('/') {
-                    Some(p) => (true, p),
-                    None => (false, pat),
-                };
-                // A pattern with a slash (other than trailing) is anchored to
-                // the root; one without matches at any depth.
-                let anchored = pat.contains('/');
-                let pat = pat.trim_start_matches('/');
-                if pat.is_empty() {
-                    return None;
-                }
-                let body = glob_to_regex(pat);
-                let re = if anchored {
-                    format!("^{body}(/.*)?$")
-                } else {
-                    format!("^(.*/)?{body}(/.*)?$")
-                };
-                Regex::new(&re).ok().map(|re| Rule {
-                    re,
-                    negate,
-                    dir_only,
-                })
-            })
-            .collect();
-        IgnoreRules { rules }
+        let mut builder = GitignoreBuilder::new("");
+        for line in text.lines() {
+            let _ = builder.add_line(None, line);
+        }
+        IgnoreRules {
+            matcher: builder.build().unwrap_or_else(|_| Gitignore::empty()),
+        }
     }
 
     /// Whether `rel` (slash-separated, relative to the source root) is
-    /// ignored. The last matching rule wins, as in git.
+    /// ignored. As in git, a path inside an ignored directory is ignored
+    /// whatever later patterns say about it (git never looks inside), and
+    /// otherwise the last pattern matching the path itself wins.
     pub fn is_ignored(&self, rel: &str, is_dir: bool) -> bool {
-        let mut ignored = false;
-        for r in &self.rules {
-            if r.dir_only && !is_dir && !r.re.is_match(rel.rsplit_once('/').map_or("", |p| p.0)) {
-                continue;
-            }
-            if r.re.is_match(rel) {
-                ignored = !r.negate;
-            }
+        let rel = rel.trim_start_matches('/');
+        if rel.is_empty() {
+            return false;
         }
-        ignored
+        let parent_ignored = rel
+            .match_indices('/')
+            .any(|(i, _)| self.matcher.matched(&rel[..i], true).is_ignore());
+        parent_ignored || self.matcher.matched(rel, is_dir).is_ignore()
     }
-}
-
-fn glob_to_regex(glob: &str) -> String {
-    let mut out = String::new();
-    let chars: Vec<char> = glob.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '*' if chars.get(i + 1) == Some(&'*') => {
-                // `**/` matches any number of directories, `/**` everything below.
-                if chars.get(i + 2) == Some(&'/') {
-                    out.push_str("(.*/)?");
-                    i += 3;
-                } else {
-                    out.push_str(".*");
-                    i += 2;
-                }
-                continue;
-            }
-            '*' => out.push_str("[^/]*"),
-            '?' => out.push_str("[^/]"),
-            '[' => {
-                if let Some(end) = chars[i..].iter().position(|&c| c == ']') {
-                    let class: String = chars[i + 1..i + end].iter().collect();
-                    let class = class.replacen('!', "^", 1).replace('\\', "\\\\");
-                    out.push('[');
-                    out.push_str(&class);
-                    out.push(']');
-                    i += end + 1;
-                    continue;
-                }
-                out.push_str("\\[");
-            }
-            c => out.push_str(&regex::escape(&c.to_string())),
-        }
-        i += 1;
-    }
-    out
 }
 
 /// Copy `src` into `dst` (which must exist), skipping ignored paths and
@@ -361,6 +336,28 @@ mod tests {
         assert!(r.is_ignored("docs/a/b/c.tmp", false));
         assert!(r.is_ignored("docs/c.tmp", false));
         assert!(!r.is_ignored("main.c", false));
+    }
+
+    #[test]
+    fn ignore_rules_handle_what_a_hand_written_translation_got_wrong() {
+        // `!` inside a character class negates the class, not the rule.
+        let r = IgnoreRules::parse("data[!0-9].txt\n");
+        assert!(r.is_ignored("dataX.txt", false));
+        assert!(!r.is_ignored("data1.txt", false));
+        // A leading `\!` is a literal `!`; `**/` matches at any depth,
+        // `a/**` everything below; trailing spaces are ignored.
+        let r = IgnoreRules::parse("\\!bang\n**/tmp\nout/**\nspace.txt   \n");
+        assert!(r.is_ignored("!bang", false));
+        assert!(r.is_ignored("x/y/tmp", true));
+        assert!(r.is_ignored("out/a/b", false));
+        assert!(!r.is_ignored("out", true));
+        assert!(r.is_ignored("space.txt", false));
+        // A negated file under an ignored directory stays ignored, as in git.
+        let r = IgnoreRules::parse("build/\n!build/keep\n");
+        assert!(r.is_ignored("build/keep", false));
+        // A broken pattern is skipped, the others still apply.
+        let r = IgnoreRules::parse("[\n*.o\n");
+        assert!(r.is_ignored("x.o", false));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::apk::read::{self, DataEntry, EntryKind, ReadError};
 use crate::recipe::yaml::{self, Node, Value};
 use crate::recipe::MAX_FILE_BYTES;
 
-use super::lint::{self, Finding, LintContext};
+use super::lint::{self, Finding, Level, LintContext};
 
 /// What linting one package found.
 #[derive(Debug, Clone)]
@@ -54,15 +54,43 @@ pub enum ApkLintError {
     Lint(io::Error),
 }
 
+/// How to lint a package.
+#[derive(Debug, Clone, Default)]
+pub struct ApkLintOptions<'a> {
+    /// Linters turned off by the user.
+    pub disabled: &'a [String],
+    /// Honour the linters the package's embedded recipe turns off.
+    pub package_checks: bool,
+    /// Caps on unpacking (size and entries): the package is untrusted.
+    pub limits: read::Limits,
+    /// Check the signature against these public keys, as apk does; without
+    /// it the signature is not looked at.
+    pub keys_dir: Option<&'a Path>,
+}
+
+/// Findings apk itself would refuse the package for. No recipe can turn
+/// them off, nor `--disable`: they are not linters of the staged tree.
+pub const SIGNATURE: &str = "signature";
+pub const CHECKSUM: &str = "checksum";
+
 /// Unpacks the package at `path` and runs every linter not in `disabled`
 /// and, with `package_checks`, not turned off by the package's own
-/// embedded recipe.
-pub fn lint_apk(
-    path: &Path,
-    disabled: &[String],
-    package_checks: bool,
-) -> Result<ApkLint, ApkLintError> {
+/// embedded recipe; with a keys directory, checks the signature too.
+/// Every regular file and symlink must carry its checksum, as apk demands.
+pub fn lint_apk(path: &Path, opts: &ApkLintOptions<'_>) -> Result<ApkLint, ApkLintError> {
+    let (disabled, package_checks) = (opts.disabled, opts.package_checks);
     let (head, size) = read::read_head_file(path)?;
+    let mut apk_findings = Vec::new();
+    if let Some(keys) = opts.keys_dir {
+        if let Err(e) = crate::apk::verify::check_signature(&head, keys) {
+            apk_findings.push(Finding {
+                linter: SIGNATURE,
+                level: Level::Required,
+                path: None,
+                message: format!("{e}; apk refuses the package"),
+            });
+        }
+    }
     let recipe = package_checks
         .then(|| read::control_file(&head.tar, EMBEDDED_RECIPE, MAX_FILE_BYTES).ok())
         .flatten()
@@ -77,8 +105,18 @@ pub fn lint_apk(
         .prefix("pkgbuild-lint-")
         .tempdir()
         .map_err(ApkLintError::TempDir)?;
-    let entries = read::extract(path, dir.path())?;
-    for e in entries.iter().filter(|e| is_special(e)) {
+    let entries = read::extract_limited(path, dir.path(), opts.limits, |e| {
+        if matches!(e.kind, EntryKind::File | EntryKind::Symlink) && e.checksum.is_none() {
+            apk_findings.push(Finding {
+                linter: CHECKSUM,
+                level: Level::Required,
+                path: Some(e.path.clone()),
+                message: "no APK-TOOLS.checksum.SHA1; apk refuses to install the file".into(),
+            });
+        }
+        is_special(e)
+    })?;
+    for e in &entries {
         stand_in(dir.path(), e).map_err(|source| ApkLintError::Placeholder {
             path: e.path.clone(),
             source,
@@ -94,6 +132,8 @@ pub fn lint_apk(
         },
     )
     .map_err(ApkLintError::Lint)?;
+    apk_findings.extend(findings);
+    let findings = apk_findings;
     Ok(ApkLint {
         name: info.name,
         arch: info.arch,
