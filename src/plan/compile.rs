@@ -1464,7 +1464,8 @@ fn environment_plan(
             packages,
         },
         environment,
-        accounts: env.accounts.clone(),
+        // melange creates its `build` account in test environments too.
+        accounts: with_build_account(env.accounts.clone()),
     }
 }
 
@@ -1623,6 +1624,29 @@ mod tests {
                 .starts_with("r.yaml:6:7: step requires input `jobs`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn test_environments_have_the_build_account_beside_their_own() {
+        let plan = plan_of(
+            &format!(
+                "{HEAD}test:\n  environment:\n    accounts:\n      run-as: build\n      users:\n        - username: app\n          uid: 65532\n  pipeline:\n    - runs: id\n"
+            ),
+            crate::arch::Arch::X86_64,
+        )
+        .unwrap();
+        let a = &plan.packages[0].test.as_ref().unwrap().environment.accounts;
+        let users: Vec<(&str, &str)> = a
+            .users
+            .iter()
+            .map(|u| (u.username.value.as_str(), u.uid.value.as_str()))
+            .collect();
+        assert_eq!(users, [("app", "65532"), ("build", "1000")]);
+        assert!(a
+            .groups
+            .iter()
+            .any(|g| g.groupname.value == "build" && g.gid.value == "1000"));
+        assert_eq!(a.run_as.value, "build");
     }
 
     #[test]
