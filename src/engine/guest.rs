@@ -84,23 +84,44 @@ pub struct Resolved {
     pub log: Vec<String>,
 }
 
-/// The repositories to read: `out_dir` first (what this run of pkgbuild
-/// published is the freshest; it only wins exact ties), when it already
-/// holds an index for `arch`, then the request's.
-fn specs(req: &Request, out_dir: Option<&Path>, arch: &str) -> Result<Vec<RepoSpec>> {
-    let mut v = Vec::new();
+/// Whether the repository `spec` names the directory `dir` (melange's
+/// harness names its own output directory with `-r "$PWD/packages"`).
+fn is_dir(spec: &RepoSpec, dir: &Path) -> bool {
+    let Some(root) = spec.local_root() else {
+        return false;
+    };
+    let abs = |p: &Path| {
+        p.canonicalize()
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    abs(&root) == abs(dir)
+}
+
+/// The repositories to read, each marked when it is the output
+/// repository: `out_dir` first (what this run of pkgbuild published is
+/// the freshest; it only wins exact ties), when it already holds an index
+/// for `arch`, then the request's. A request entry naming `out_dir` is the
+/// output repository, not a second copy of it: before the first build it
+/// has no index yet, and that is no error.
+fn specs(req: &Request, out_dir: Option<&Path>, arch: &str) -> Result<Vec<(RepoSpec, bool)>> {
+    let mut v: Vec<(RepoSpec, bool)> = Vec::new();
     if let Some(dir) = out_dir {
         if dir.join(arch).join("APKINDEX.tar.gz").is_file() {
-            v.push(RepoSpec::parse(&dir.to_string_lossy())?);
+            v.push((RepoSpec::parse(&dir.to_string_lossy())?, true));
         }
     }
     for r in &req.repositories {
         let spec = RepoSpec::parse(r).with_context(|| format!("repository {r:?}"))?;
+        // Already first in the list, or without an index yet.
+        if spec.tag.is_none() && out_dir.is_some_and(|d| is_dir(&spec, d)) {
+            continue;
+        }
         if !v
             .iter()
-            .any(|s: &RepoSpec| s.url == spec.url && s.tag == spec.tag)
+            .any(|(s, _)| s.url == spec.url && s.tag == spec.tag)
         {
-            v.push(spec);
+            v.push((spec, false));
         }
     }
     Ok(v)
@@ -118,8 +139,7 @@ pub fn resolve(
     let mut log = Vec::new();
     let mut repos: Vec<RepoSpec> = Vec::new();
     let mut indexes: Vec<RepoIndex> = Vec::new();
-    for spec in specs(req, out_dir, arch)? {
-        let is_out = out_dir.is_some_and(|d| spec.url == d.to_string_lossy());
+    for (spec, is_out) in specs(req, out_dir, arch)? {
         match client.index(&spec, arch, &keys) {
             Ok(idx) => {
                 log.push(format!(
@@ -404,5 +424,53 @@ fn run_script_in(scratch: &Path, s: &ScriptRun) -> Result<(), String> {
                 .map_or("killed".to_string(), |c| format!("exit status {c}")),
             lines.join("\n")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(repos: &[String]) -> Request {
+        Request {
+            repositories: repos.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_named_output_directory_without_an_index_yet_is_no_repository_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("packages");
+        let other = tmp.path().join("base");
+        let named = [
+            out.display().to_string(),
+            format!("file://{}/", out.display()),
+            other.display().to_string(),
+        ];
+        let urls = |v: Vec<(RepoSpec, bool)>| {
+            v.into_iter()
+                .map(|(s, out)| (s.url, out))
+                .collect::<Vec<_>>()
+        };
+        let got = urls(specs(&request(&named), Some(&out), "x86_64").unwrap());
+        assert_eq!(got, [(other.display().to_string(), false)]);
+
+        // With an index it is read once, first, as the output repository.
+        std::fs::create_dir_all(out.join("x86_64")).unwrap();
+        std::fs::write(out.join("x86_64/APKINDEX.tar.gz"), b"").unwrap();
+        let got = urls(specs(&request(&named), Some(&out), "x86_64").unwrap());
+        assert_eq!(
+            got,
+            [
+                (out.display().to_string(), true),
+                (other.display().to_string(), false)
+            ]
+        );
+
+        // Another directory is an ordinary repository: its missing index
+        // is the client's error to report.
+        let got = urls(specs(&request(&named[2..]), None, "x86_64").unwrap());
+        assert_eq!(got, [(other.display().to_string(), false)]);
     }
 }

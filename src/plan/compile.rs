@@ -1083,7 +1083,10 @@ impl Compiler<'_> {
         let src = self.recipe_src.clone();
         let lk = scope_lookup(scope);
         let env = &t.environment;
-        let mut env_map = BTreeMap::new();
+        // As in melange, a test starts from the recipe's environment
+        // (its variables and the HOME/GOPATH/... defaults); the test's
+        // own variables win.
+        let mut env_map = base.env.clone();
         for (k, v) in &env.environment {
             env_map.insert(k.value.clone(), lenient(&v.value, &lk));
         }
@@ -1464,7 +1467,8 @@ fn environment_plan(
             packages,
         },
         environment,
-        accounts: env.accounts.clone(),
+        // melange creates its `build` account in test environments too.
+        accounts: with_build_account(env.accounts.clone()),
     }
 }
 
@@ -1622,6 +1626,60 @@ mod tests {
             e.to_string()
                 .starts_with("r.yaml:6:7: step requires input `jobs`"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn test_environments_have_the_build_account_beside_their_own() {
+        let plan = plan_of(
+            &format!(
+                "{HEAD}test:\n  environment:\n    accounts:\n      run-as: build\n      users:\n        - username: app\n          uid: 65532\n  pipeline:\n    - runs: id\n"
+            ),
+            crate::arch::Arch::X86_64,
+        )
+        .unwrap();
+        let a = &plan.packages[0].test.as_ref().unwrap().environment.accounts;
+        let users: Vec<(&str, &str)> = a
+            .users
+            .iter()
+            .map(|u| (u.username.value.as_str(), u.uid.value.as_str()))
+            .collect();
+        assert_eq!(users, [("app", "65532"), ("build", "1000")]);
+        assert!(a
+            .groups
+            .iter()
+            .any(|g| g.groupname.value == "build" && g.gid.value == "1000"));
+        assert_eq!(a.run_as.value, "build");
+    }
+
+    #[test]
+    fn tests_see_the_recipe_environment_under_their_own() {
+        let plan = plan_of(
+            &format!(
+                "{HEAD}environment:\n  environment:\n    FOO: bar\n    DIR: /var/${{{{package.name}}}}\ntest:\n  environment:\n    environment:\n      FOO: mine\n  pipeline:\n    - runs: id\nsubpackages:\n  - name: foo-sub\n    test:\n      pipeline:\n        - runs: id\n"
+            ),
+            crate::arch::Arch::X86_64,
+        )
+        .unwrap();
+        let env = |i: usize| {
+            plan.packages[i]
+                .test
+                .as_ref()
+                .unwrap()
+                .environment
+                .environment
+                .clone()
+        };
+        let pairs = |m: BTreeMap<String, String>| m.into_iter().collect::<Vec<_>>();
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mine = pairs(env(0));
+        assert!(mine.contains(&kv("FOO", "mine")) && mine.contains(&kv("DIR", "/var/foo")));
+        assert!(pairs(env(1)).contains(&kv("FOO", "bar")));
+        let step = &plan.packages[1].test.as_ref().unwrap().steps[0];
+        assert_eq!(step.environment.get("FOO").map(String::as_str), Some("bar"));
+        assert_eq!(
+            step.environment.get("HOME").map(String::as_str),
+            Some("/home/build")
         );
     }
 

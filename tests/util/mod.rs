@@ -2,6 +2,7 @@
 //! what it wrote.
 #![allow(dead_code)]
 
+pub mod base;
 pub mod http;
 pub mod testdata;
 
