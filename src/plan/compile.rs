@@ -300,6 +300,7 @@ pub(crate) fn compile_recipe(
     for (k, v) in &recipe.environment.environment {
         env_map.insert(k.value.clone(), lenient(&v.value, &scope_lookup(&scope)));
     }
+    let top_env = env_map.clone();
     for (k, v) in [
         ("HOME", root.clone()),
         ("GOPATH", format!("{root}/.cache/go")),
@@ -332,7 +333,7 @@ pub(crate) fn compile_recipe(
     let main_test = recipe
         .test
         .as_ref()
-        .map(|t| c.compile_test(t, &base, &scope, &name))
+        .map(|t| c.compile_test(t, &base, &top_env, &scope, &name))
         .transpose()?;
     let main_license = license_expression(&pkg.copyright);
     let lk = scope_lookup(&scope);
@@ -383,7 +384,7 @@ pub(crate) fn compile_recipe(
         let test = sp
             .test
             .as_ref()
-            .map(|t| c.compile_test(t, &base, &sub_scope, &inst.name))
+            .map(|t| c.compile_test(t, &base, &top_env, &sub_scope, &inst.name))
             .transpose()?;
         if !keep {
             continue;
@@ -1077,13 +1078,16 @@ impl Compiler<'_> {
         &mut self,
         t: &Test,
         base: &Frame,
+        top_env: &BTreeMap<String, String>,
         scope: &Scope,
         package: &str,
     ) -> Result<TestPlan, RecipeError> {
         let src = self.recipe_src.clone();
         let lk = scope_lookup(scope);
         let env = &t.environment;
-        let mut env_map = BTreeMap::new();
+        // Tests see the recipe's top-level variables, as melange's do;
+        // the test's own win.
+        let mut env_map = top_env.clone();
         for (k, v) in &env.environment {
             env_map.insert(k.value.clone(), lenient(&v.value, &lk));
         }
