@@ -160,8 +160,11 @@ fn environment_gathers_needs_and_main_test_installs_the_package() {
         plan["packages"][0]["test"]["environment"]["contents"]["packages"],
         serde_json::json!(["demo", "zz-tester"])
     );
-    // Tests run in their own environment, not the build's.
-    assert!(plan["packages"][0]["test"]["steps"][0]["environment"]["CFLAGS"].is_null());
+    // Tests see the recipe's top-level variables, as melange's do.
+    assert_eq!(
+        plan["packages"][0]["test"]["steps"][0]["environment"]["CFLAGS"],
+        "-O2"
+    );
 }
 
 #[test]

@@ -300,7 +300,6 @@ pub(crate) fn compile_recipe(
     for (k, v) in &recipe.environment.environment {
         env_map.insert(k.value.clone(), lenient(&v.value, &scope_lookup(&scope)));
     }
-    let top_env = env_map.clone();
     for (k, v) in [
         ("HOME", root.clone()),
         ("GOPATH", format!("{root}/.cache/go")),
@@ -311,6 +310,9 @@ pub(crate) fn compile_recipe(
             *e = v;
         }
     }
+    // Tests see these too (melange's defaults included), so a recipe
+    // emitted with the defaults written out compiles to the same tests.
+    let top_env = env_map.clone();
     let mut needs = Vec::new();
     let base = Frame {
         inputs: HashMap::new(),
