@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let res = guest::resolve(&client, &request, None, arch.apk(), own.clone())
                     .with_context(|| format!("{} ({})", recipe.display(), arch.apk()))?;
                 let (repos, pkgs) = guest::lock_records(&res, arch.apk());
-                eprintln!(
+                crate::errln!(
                     "{} ({}): {} packages",
                     recipe.display(),
                     arch.apk(),
@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 })?;
                 let (repos, pkgs, rebuilt) =
                     guest::lock_records_except(&res, arch.apk(), &|e| t::is_rebuilt(&plan, e));
-                eprintln!(
+                crate::errln!(
                     "{} ({}): test of {}: {} packages, and {} built by this recipe",
                     recipe.display(),
                     arch.apk(),
@@ -187,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| lockfile::default_path(recipe));
         lock.write(&path)?;
-        println!("{}", path.display());
+        crate::outln!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

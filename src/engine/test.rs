@@ -11,6 +11,11 @@
 //! melange builds a fresh image per subpackage for the same reason: a
 //! package must not pass because a sibling happened to be installed.
 //!
+//! When the test environment names a repository (its own, or `-r`), the
+//! test is hermetic: all of that is installed into a fresh guest root
+//! ([`guest`], or exactly what the lock file's `tests` entry says) and the
+//! steps run with that root as `/`, as a hermetic build's do. Otherwise:
+//!
 //! The sysroot is found the way builds find theirs ([`buildenv`]), with
 //! one difference: the package's programs come FIRST on `PATH` and its
 //! libraries first on `LD_LIBRARY_PATH`, also when a step sets them. A
