@@ -20,6 +20,21 @@ fn write_recipe(
     extra_step: &str,
     packages: &[&str],
 ) -> PathBuf {
+    write_recipe_with(dir, name, repo, extra_step, packages, "", "")
+}
+
+/// [`write_recipe`] with `env_block` (lines under the top-level
+/// `environment:`, indented by two) and `tail` (top-level YAML appended,
+/// e.g. a `test:` block).
+fn write_recipe_with(
+    dir: &Path,
+    name: &str,
+    repo: &str,
+    extra_step: &str,
+    packages: &[&str],
+    env_block: &str,
+    tail: &str,
+) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("prog.c"),
@@ -28,7 +43,7 @@ fn write_recipe(
     .unwrap();
     let pkgs: String = packages.iter().map(|p| format!("      - {p}\n")).collect();
     let body = format!(
-        "package:\n  name: {name}\n  version: 1.0.0\n  epoch: 0\n  description: hermetic test program\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    repositories:\n      - {repo}\n    keyring:\n      - {key}\n    packages:\n{pkgs}pipeline:\n  - name: isolation\n    runs: |\n{extra_step}  - name: compile\n    runs: |\n      cc -O2 -o {name} prog.c\n      install -Dm755 {name} ${{{{targets.destdir}}}}/usr/bin/{name}\n",
+        "package:\n  name: {name}\n  version: 1.0.0\n  epoch: 0\n  description: hermetic test program\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    repositories:\n      - {repo}\n    keyring:\n      - {key}\n    packages:\n{pkgs}{env_block}pipeline:\n  - name: isolation\n    runs: |\n{extra_step}  - name: compile\n    runs: |\n      cc -O2 -o {name} prog.c\n      install -Dm755 {name} ${{{{targets.destdir}}}}/usr/bin/{name}\n{tail}",
         key = public_key().display(),
     );
     let path = dir.join(format!("{name}.yaml"));
@@ -142,34 +157,38 @@ fn a_c_program_builds_hermetically_from_a_served_base_then_installs_and_runs_in_
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "hermetic hello\n");
 }
 
+/// Build `pinned-data` at `version` (one file, /usr/share/pinned/version,
+/// holding the version) into the repository `repo`, with the host runner.
+fn publish_data(work: &Path, repo: &Path, version: &str) {
+    let dir = work.join(format!("pin-{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = dir.join("pinned-data.yaml");
+    std::fs::write(
+        &r,
+        format!("package:\n  name: pinned-data\n  version: {version}\n  epoch: 0\n  description: data\n  copyright:\n    - license: MIT\npipeline:\n  - runs: |\n      mkdir -p ${{{{targets.destdir}}}}/usr/share/pinned\n      echo {version} > ${{{{targets.destdir}}}}/usr/share/pinned/version\n"),
+    )
+    .unwrap();
+    let res = pkgbuild(&[
+        "build".as_ref(),
+        r.as_os_str(),
+        "--runner".as_ref(),
+        "host".as_ref(),
+        "--out-dir".as_ref(),
+        repo.as_os_str(),
+        "--signing-key".as_ref(),
+        test_key().as_os_str(),
+        "-q".as_ref(),
+    ]);
+    util::assert_ok(&res);
+}
+
 #[test]
 fn locks_pin_versions_and_untrusted_or_tampered_repositories_are_refused() {
     let Some(base) = base() else { return };
     let tmp = tempfile::tempdir().unwrap();
     // A second repository beside the base: a data package at 1.0, later 1.1.
     let extra = tmp.path().join("extra");
-    let data = |version: &str| {
-        let dir = tmp.path().join(format!("pin-{version}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let r = dir.join("pinned-data.yaml");
-        std::fs::write(
-            &r,
-            format!("package:\n  name: pinned-data\n  version: {version}\n  epoch: 0\n  description: data\n  copyright:\n    - license: MIT\npipeline:\n  - runs: |\n      mkdir -p ${{{{targets.destdir}}}}/usr/share/pinned\n      echo {version} > ${{{{targets.destdir}}}}/usr/share/pinned/version\n"),
-        )
-        .unwrap();
-        let res = pkgbuild(&[
-            "build".as_ref(),
-            r.as_os_str(),
-            "--runner".as_ref(),
-            "host".as_ref(),
-            "--out-dir".as_ref(),
-            extra.as_os_str(),
-            "--signing-key".as_ref(),
-            test_key().as_os_str(),
-            "-q".as_ref(),
-        ]);
-        util::assert_ok(&res);
-    };
+    let data = |version: &str| publish_data(tmp.path(), &extra, version);
     data("1.0");
     let server = Server::start(base);
     let repo = format!("http://127.0.0.1:{}", server.port);
@@ -272,4 +291,161 @@ fn locks_pin_versions_and_untrusted_or_tampered_repositories_are_refused() {
         .join(ARCH)
         .join("pin-user-1.0.0-r0.apk")
         .exists());
+}
+
+#[test]
+fn tests_run_hermetically_with_the_package_at_root_and_their_locks_pin_test_only_packages() {
+    let Some(base) = base() else { return };
+    let server = Server::start(base);
+    let repo = format!("http://127.0.0.1:{}", server.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = tmp.path().join("extra");
+    publish_data(tmp.path(), &extra, "1.0");
+    let extra_url = format!("file://{}", extra.display());
+    // A file the host has and no package ships (not under /tmp).
+    let marker_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let marker = marker_dir.path().join("host-only-file");
+    std::fs::write(&marker, "host").unwrap();
+    let name = "tested-hello";
+    // The test environment names its own repositories (the base and the
+    // one with the test-only pinned-data) and runs as a user of its own.
+    let test_block = format!(
+        "test:\n  environment:\n    contents:\n      repositories:\n        - {repo}\n        - {extra_url}\n      keyring:\n        - {key}\n      packages:\n        - busybox\n        - pinned-data\n    environment:\n      OVERRIDDEN: by-the-test\n    accounts:\n      users:\n        - username: tester\n          uid: 4242\n      run-as: tester\n  pipeline:\n    - name: at-root\n      runs: |\n        test \"$(command -v {name})\" = /usr/bin/{name}\n        test \"$({name})\" = \"hermetic hello\"\n        if test -e {marker}; then echo host file visible; exit 1; fi\n        test -e /etc/debian_version && exit 1\n        grep -q '^P:{name}$' /lib/apk/db/installed\n        test \"$FROM_TOP\" = top-level\n        test \"$OVERRIDDEN\" = by-the-test\n        test \"$(id -u)\" = 4242\n        test -w /var/cache/melange\n        echo \"pinned-version=$(cat /usr/share/pinned/version)\"\n",
+        key = public_key().display(),
+        marker = marker.display(),
+    );
+    let recipe = write_recipe_with(
+        &tmp.path().join("src"),
+        name,
+        &repo,
+        "      true\n",
+        &["build-base"],
+        "  environment:\n    FROM_TOP: top-level\n    OVERRIDDEN: top-level\n",
+        &test_block,
+    );
+    let out = tmp.path().join("out");
+    let cache = tmp.path().join("cache");
+    let test = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "test".into(),
+            recipe.clone().into(),
+            "--out-dir".into(),
+            out.clone().into(),
+            "--signing-key".into(),
+            test_key().into(),
+            "--apk-cache-dir".into(),
+            cache.clone().into(),
+            "--cache-dir".into(),
+            tmp.path().join("cache-dir").into(),
+        ];
+        args.extend(extra.iter().map(Into::into));
+        pkgbuild(&args)
+    };
+
+    // Not built yet: the clear error of today.
+    let early = test(&[]);
+    assert_eq!(early.status.code(), Some(1), "{}", show(&early));
+    let text = show(&early);
+    assert!(
+        text.contains("tested-hello=1.0.0-r0 is not in") && text.contains("build it first"),
+        "{text}"
+    );
+
+    util::assert_ok(&build(&recipe, &out, &cache, &[]));
+    let first = test(&[]);
+    let text = show(&first);
+    assert!(first.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("PASS tested-hello-1.0.0-r0 (1 step)"),
+        "{text}"
+    );
+    assert!(text.contains("is / for the steps"), "{text}");
+    assert!(!text.contains("not hermetic"), "{text}");
+    assert!(text.contains("pinned-version=1.0"), "{text}");
+
+    // Lock (the output repository is read for the package under test and
+    // its scanned dependencies), then publish a newer pinned-data.
+    let lock = pkgbuild(&[
+        "lock".as_ref(),
+        recipe.as_os_str(),
+        "--out-dir".as_ref(),
+        out.as_os_str(),
+        "--signing-key".as_ref(),
+        test_key().as_os_str(),
+        "--apk-cache-dir".as_ref(),
+        cache.as_os_str(),
+    ]);
+    util::assert_ok(&lock);
+    let lock_path = recipe.with_file_name(format!("{name}.lock.json"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+    let t = &json["tests"][name];
+    assert!(
+        t["config"]["checksum"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{json}"
+    );
+    let locked: Vec<(&str, &str)> = t["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["version"].as_str().unwrap()))
+        .collect();
+    assert!(locked.contains(&("pinned-data", "1.0-r0")), "{locked:?}");
+    assert!(locked.iter().any(|(n, _)| *n == "glibc"), "{locked:?}");
+    assert!(
+        !locked.iter().any(|(n, _)| *n == name),
+        "the package under test is pinned by checksum: {locked:?}"
+    );
+    assert_eq!(t["rebuilt"][0]["name"], name, "{json}");
+    assert_eq!(t["rebuilt"][0]["version"], "1.0.0-r0", "{json}");
+    // The build environment keeps the apko shape.
+    assert!(json["contents"]["packages"].as_array().unwrap().len() > 10);
+
+    publish_data(tmp.path(), &extra, "1.1");
+    let locked_run = test(&[]);
+    let text = show(&locked_run);
+    assert!(locked_run.status.success(), "{text}");
+    assert!(
+        text.contains("pinned-version=1.0"),
+        "the lock did not pin pinned-data:\n{text}"
+    );
+    assert!(text.contains("locked in"), "{text}");
+
+    // A rebuilt package under test is still taken by version (its checksum
+    // changes with every build): a rebuild with a new build date passes.
+    let apk = out.join(ARCH).join(format!("{name}-1.0.0-r0.apk"));
+    let before = std::fs::read(&apk).unwrap();
+    util::assert_ok(&pkgbuild(&[
+        "build".as_ref(),
+        recipe.as_os_str(),
+        "--out-dir".as_ref(),
+        out.as_os_str(),
+        "--signing-key".as_ref(),
+        test_key().as_os_str(),
+        "--apk-cache-dir".as_ref(),
+        cache.as_os_str(),
+        "--build-date".as_ref(),
+        "1600000000".as_ref(),
+    ]));
+    assert!(
+        std::fs::read(&apk).unwrap() != before,
+        "the rebuild is the same file"
+    );
+    let rebuilt_run = test(&[]);
+    assert!(rebuilt_run.status.success(), "{}", show(&rebuilt_run));
+
+    // A changed test environment makes the lock stale.
+    let stale = test(&["--package-append", "make"]);
+    assert_eq!(stale.status.code(), Some(1), "{}", show(&stale));
+    assert!(show(&stale).contains("pkgbuild lock"), "{}", show(&stale));
+
+    // Without the lock the newest version wins.
+    std::fs::remove_file(&lock_path).unwrap();
+    let unlocked = test(&[]);
+    let text = show(&unlocked);
+    assert!(unlocked.status.success(), "{text}");
+    assert!(text.contains("pinned-version=1.1"), "{text}");
 }

@@ -1,7 +1,9 @@
-//! `pkgbuild lock RECIPE...`: resolve each recipe's build environment per
-//! architecture from the repository indexes alone (no package is
-//! downloaded) and write `<recipe>.lock.json` beside it.
+//! `pkgbuild lock RECIPE...`: resolve each recipe's build environment,
+//! and each hermetic test environment, per architecture from the
+//! repository indexes alone (no package is downloaded) and write
+//! `<recipe>.lock.json` beside it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,8 +11,10 @@ use anyhow::{anyhow, Context};
 
 use crate::arch::Arch;
 use crate::cli::{input_error, EnvArgs};
-use crate::engine::lockfile::{self, LockConfig, LockContents, LockFile, LockKey, LOCK_VERSION};
-use crate::engine::{guest, guest_request};
+use crate::engine::lockfile::{
+    self, LockConfig, LockContents, LockFile, LockKey, LockTest, LOCK_VERSION,
+};
+use crate::engine::{guest, guest_request, test as t};
 use crate::plan::{self, CompileOptions};
 use crate::upstream::TrustedKey;
 
@@ -29,6 +33,11 @@ pub struct Args {
     /// its output repository).
     #[arg(long, value_name = "KEY")]
     pub signing_key: Option<PathBuf>,
+    /// Repository root of the built packages (<DIR>/<arch>/), read first
+    /// when a test environment is resolved: the package under test and
+    /// its scanned dependencies come from there when it is built.
+    #[arg(long, default_value = "packages", value_name = "DIR")]
+    pub out_dir: PathBuf,
     /// Write the lock here instead of beside the recipe (one recipe only).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -61,6 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for recipe in &args.recipes {
         let mut contents = LockContents::default();
         let mut checksum = None;
+        let mut tests: BTreeMap<String, LockTest> = BTreeMap::new();
+        let mut anything = false;
         for &arch in &archs {
             let opts = CompileOptions {
                 arch,
@@ -69,40 +80,95 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let plan = plan::compile(recipe, &opts).map_err(input_error)?;
             let request = guest_request(&plan.environment.contents, &args.env.extra());
-            if !request.is_hermetic() {
-                return Err(input_error(anyhow!(
-                    "{}: names no repository (environment.contents.repositories or -r): there is nothing to lock",
-                    recipe.display()
-                )));
-            }
             let sum = request.key().checksum();
-            if checksum.get_or_insert_with(|| sum.clone()) != &sum {
-                return Err(input_error(anyhow!(
-                    "{}: the build environment differs between architectures; lock each architecture into its own file with --output",
+            let differs = || {
+                input_error(anyhow!(
+                    "{}: the build or test environment differs between architectures; lock each architecture into its own file with --output",
                     recipe.display()
-                )));
+                ))
+            };
+            if checksum.get_or_insert_with(|| sum.clone()) != &sum && request.is_hermetic() {
+                return Err(differs());
             }
-            let res = guest::resolve(&client, &request, None, arch.apk(), own.clone())
-                .with_context(|| format!("{} ({})", recipe.display(), arch.apk()))?;
-            let (repos, pkgs) = guest::lock_records(&res, arch.apk());
-            eprintln!(
-                "{} ({}): {} packages",
-                recipe.display(),
-                arch.apk(),
-                pkgs.len()
-            );
-            contents.repositories.extend(repos);
-            contents.packages.extend(pkgs);
-            if contents.keyring.is_empty() {
-                contents.keyring = request
-                    .keyring
-                    .iter()
-                    .map(|k| LockKey {
-                        name: k.rsplit('/').next().unwrap_or(k).to_string(),
-                        url: k.clone(),
-                    })
-                    .collect();
+            if request.is_hermetic() {
+                anything = true;
+                let res = guest::resolve(&client, &request, None, arch.apk(), own.clone())
+                    .with_context(|| format!("{} ({})", recipe.display(), arch.apk()))?;
+                let (repos, pkgs) = guest::lock_records(&res, arch.apk());
+                crate::errln!(
+                    "{} ({}): {} packages",
+                    recipe.display(),
+                    arch.apk(),
+                    pkgs.len()
+                );
+                contents.repositories.extend(repos);
+                contents.packages.extend(pkgs);
+                if contents.keyring.is_empty() {
+                    contents.keyring = request
+                        .keyring
+                        .iter()
+                        .map(|k| LockKey {
+                            name: k.rsplit('/').next().unwrap_or(k).to_string(),
+                            url: k.clone(),
+                        })
+                        .collect();
+                }
             }
+            let planned = t::planned_entries(&plan);
+            for pkg in &plan.packages {
+                let Some(test) = &pkg.test else { continue };
+                let req = t::test_request(pkg, test, &args.env.extra());
+                if !req.is_hermetic() {
+                    continue;
+                }
+                anything = true;
+                let res = guest::resolve_planned(
+                    &client,
+                    &req,
+                    Some(&args.out_dir),
+                    &planned,
+                    arch.apk(),
+                    own.clone(),
+                )
+                .with_context(|| {
+                    format!(
+                        "{} ({}): test environment of {}",
+                        recipe.display(),
+                        arch.apk(),
+                        pkg.name
+                    )
+                })?;
+                let (repos, pkgs, rebuilt) =
+                    guest::lock_records_except(&res, arch.apk(), &|e| t::is_rebuilt(&plan, e));
+                crate::errln!(
+                    "{} ({}): test of {}: {} packages, and {} built by this recipe",
+                    recipe.display(),
+                    arch.apk(),
+                    pkg.name,
+                    pkgs.len(),
+                    rebuilt.len()
+                );
+                let entry = tests.entry(pkg.name.clone()).or_default();
+                let sum = req.key().checksum();
+                if entry.config.checksum.is_empty() {
+                    entry.config.checksum = sum;
+                } else if entry.config.checksum != sum {
+                    return Err(differs());
+                }
+                for r in repos {
+                    if !entry.repositories.contains(&r) {
+                        entry.repositories.push(r);
+                    }
+                }
+                entry.packages.extend(pkgs);
+                entry.rebuilt.extend(rebuilt);
+            }
+        }
+        if !anything {
+            return Err(input_error(anyhow!(
+                "{}: names no repository (environment.contents.repositories, a test's, or -r): there is nothing to lock",
+                recipe.display()
+            )));
         }
         let lock = LockFile {
             version: LOCK_VERSION.into(),
@@ -114,13 +180,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 checksum: checksum.unwrap_or_default(),
             },
             contents,
+            tests,
         };
         let path = args
             .output
             .clone()
             .unwrap_or_else(|| lockfile::default_path(recipe));
         lock.write(&path)?;
-        println!("{}", path.display());
+        crate::outln!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -55,6 +55,12 @@ pub struct Args {
     /// Trace every command of the steps (`set -x`) and print debug output.
     #[arg(long)]
     pub debug: bool,
+    /// Cache directory: the apk cache's default parent, and the persistent
+    /// /var/cache/melange of hermetic tests (default ~/.cache/pkgbuild).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: crate::cli::EnvArgs,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -105,6 +111,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => BTreeMap::new(),
     };
     let trusted = trusted(&args)?;
+    let cache_dir = crate::cli::cache_dir(args.cache_dir.as_deref())?;
+    let apk = args.env.apk(&cache_dir);
     let verbosity = if args.debug {
         Verbosity::Debug
     } else {
@@ -127,6 +135,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 network: args.network,
                 trace: args.debug,
                 trusted: trusted.clone(),
+                cache_dir: cache_dir.clone(),
+                extra: args.env.extra(),
+                apk: apk.clone(),
             };
             let compiled = t::compile(&opts)?;
             Ok((opts, compiled))

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::lockfile::{EnvironmentKey, LockFile, LockPackage, LockRepo};
+use super::lockfile::{EnvironmentKey, LockPackage, LockRebuilt, LockRepo, LockedEnv};
 use crate::apk::index::IndexEntry;
 use crate::install::{self, Package, RootSetup, ScriptRun};
 use crate::resolve::{self, RepoIndex};
@@ -135,11 +135,50 @@ pub fn resolve(
     arch: &str,
     own: Vec<TrustedKey>,
 ) -> Result<Resolved> {
+    resolve_planned(client, req, out_dir, &[], arch, own)
+}
+
+/// [`resolve`], with `planned` (records of packages a recipe will build,
+/// not necessarily built yet) as a repository read right after `out_dir`:
+/// what `pkgbuild lock` resolves a test environment in, whose package
+/// under test may not exist yet. A planned record is chosen only where
+/// the output repository has no package of that exact version.
+pub fn resolve_planned(
+    client: &Client,
+    req: &Request,
+    out_dir: Option<&Path>,
+    planned: &[IndexEntry],
+    arch: &str,
+    own: Vec<TrustedKey>,
+) -> Result<Resolved> {
     let keys = upstream::load_keyring(&req.keyring, own, client)?;
     let mut log = Vec::new();
     let mut repos: Vec<RepoSpec> = Vec::new();
     let mut indexes: Vec<RepoIndex> = Vec::new();
-    for (spec, is_out) in specs(req, out_dir, arch)? {
+    let mut sources: Vec<(RepoSpec, bool, Option<Vec<IndexEntry>>)> = specs(req, out_dir, arch)?
+        .into_iter()
+        .map(|(s, is_out)| (s, is_out, None))
+        .collect();
+    if !planned.is_empty() {
+        let dir = out_dir.context("planned packages need the output repository")?;
+        let spec = RepoSpec::parse(&dir.to_string_lossy())?;
+        let at = usize::from(sources.first().is_some_and(|(_, is_out, _)| *is_out));
+        sources.insert(at, (spec, false, Some(planned.to_vec())));
+    }
+    for (spec, is_out, planned) in sources {
+        if let Some(entries) = planned {
+            log.push(format!(
+                "packages this recipe builds: {}",
+                entries
+                    .iter()
+                    .map(|e| format!("{}-{}", e.info.name, e.info.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            indexes.push(RepoIndex { tag: None, entries });
+            repos.push(spec);
+            continue;
+        }
         match client.index(&spec, arch, &keys) {
             Ok(idx) => {
                 log.push(format!(
@@ -161,7 +200,7 @@ pub fn resolve(
         }
     }
     let picks = resolve::resolve(&indexes, &req.packages, arch)
-        .map_err(|e| anyhow!("cannot resolve the build environment:\n{e}"))?;
+        .map_err(|e| anyhow!("cannot resolve the environment:\n{e}"))?;
     let chosen = picks
         .into_iter()
         .map(|p| Chosen {
@@ -174,8 +213,30 @@ pub fn resolve(
 
 /// The lock records for a resolution.
 pub fn lock_records(res: &Resolved, arch: &str) -> (Vec<LockRepo>, Vec<LockPackage>) {
+    let (repos, pkgs, _) = lock_records_except(res, arch, &|_| false);
+    (repos, pkgs)
+}
+
+/// The lock records for a resolution, where the packages `rebuilt` says
+/// are rebuilt by every build are recorded by version only (a checksum
+/// would be stale after the next build).
+pub fn lock_records_except(
+    res: &Resolved,
+    arch: &str,
+    rebuilt: &dyn Fn(&IndexEntry) -> bool,
+) -> (Vec<LockRepo>, Vec<LockPackage>, Vec<LockRebuilt>) {
     let mut repos: Vec<LockRepo> = Vec::new();
+    let mut pkgs = Vec::new();
+    let mut by_version = Vec::new();
     for c in &res.chosen {
+        if rebuilt(&c.entry) {
+            by_version.push(LockRebuilt {
+                name: c.entry.info.name.clone(),
+                version: c.entry.info.version.clone(),
+                architecture: arch.to_string(),
+            });
+            continue;
+        }
         let url = format!("{}/{arch}/APKINDEX.tar.gz", c.repo.url);
         if !repos.iter().any(|r| r.url == url) {
             repos.push(LockRepo {
@@ -184,11 +245,7 @@ pub fn lock_records(res: &Resolved, arch: &str) -> (Vec<LockRepo>, Vec<LockPacka
                 architecture: arch.to_string(),
             });
         }
-    }
-    let pkgs = res
-        .chosen
-        .iter()
-        .map(|c| LockPackage {
+        pkgs.push(LockPackage {
             name: c.entry.info.name.clone(),
             url: c.file_url(arch),
             version: c.entry.info.version.clone(),
@@ -196,9 +253,9 @@ pub fn lock_records(res: &Resolved, arch: &str) -> (Vec<LockRepo>, Vec<LockPacka
             repository: c.repo.url.clone(),
             checksum: c.entry.checksum_field(),
             size: c.entry.file_size,
-        })
-        .collect();
-    (repos, pkgs)
+        });
+    }
+    (repos, pkgs, by_version)
 }
 
 /// A package file, checked, with its record.
@@ -250,6 +307,79 @@ fn fetch_locked(client: &Client, pkgs: &[&LockPackage]) -> Result<Vec<Fetched>> 
         .collect()
 }
 
+/// The packages a lock pins by version only, from the output repository
+/// (its index trusted as any other), each checked against its record.
+fn fetch_rebuilt(
+    inp: &Inputs,
+    rebuilt: &[&LockRebuilt],
+    keys: &[TrustedKey],
+) -> Result<Vec<Fetched>> {
+    let out = inp
+        .out_dir
+        .context("a lock with rebuilt packages needs the output repository")?;
+    let out_repo = out.join(inp.arch);
+    let missing = |r: &LockRebuilt| {
+        anyhow!(
+            "{}={} is not in {}/: build it first with pkgbuild build",
+            r.name,
+            r.version,
+            out_repo.display()
+        )
+    };
+    if !out_repo.join("APKINDEX.tar.gz").is_file() {
+        return Err(missing(rebuilt[0]));
+    }
+    let spec = RepoSpec::parse(&out.to_string_lossy())?;
+    let index = inp.client.index(&spec, inp.arch, keys)?;
+    rebuilt
+        .iter()
+        .map(|r| {
+            let entry = index
+                .entries
+                .iter()
+                .find(|e| e.info.name == r.name && e.info.version == r.version)
+                .ok_or_else(|| missing(r))?;
+            Ok(Fetched {
+                path: inp.client.package(&spec, inp.arch, entry)?,
+                entry: entry.clone(),
+                repository: spec.url.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Order `fetched` for installing by resolving the request in exactly
+/// those packages: a lock that no longer covers what a rebuilt package
+/// depends on (its scanned `so:` names change with the build) is stale.
+fn closed_order(
+    fetched: Vec<Fetched>,
+    req: &Request,
+    arch: &str,
+    lock_path: &Path,
+) -> Result<Vec<Fetched>> {
+    let index = RepoIndex {
+        tag: None,
+        entries: fetched.iter().map(|f| f.entry.clone()).collect(),
+    };
+    // Tags name repositories; here everything is one closed set.
+    let world: Vec<String> = req
+        .packages
+        .iter()
+        .map(|p| p.split('@').next().unwrap_or(p).to_string())
+        .collect();
+    let picks = resolve::resolve(std::slice::from_ref(&index), &world, arch).map_err(|e| {
+        anyhow!(
+            "{}: the locked packages no longer satisfy the environment (run `pkgbuild lock` again):\n{e}",
+            lock_path.display()
+        )
+    })?;
+    let mut slots: Vec<Option<Fetched>> = fetched.into_iter().map(Some).collect();
+    Ok(picks
+        .iter()
+        .filter_map(|p| slots.get_mut(p.entry).and_then(Option::take))
+        .collect())
+}
+
 /// What was installed, for the log, the SBOM and the embedded recipe.
 #[derive(Debug, Clone)]
 pub struct Installed {
@@ -284,8 +414,9 @@ pub struct Inputs<'a> {
     pub out_dir: Option<&'a Path>,
     pub arch: &'a str,
     pub own_keys: Vec<TrustedKey>,
-    /// A lock file to install from instead of resolving.
-    pub lock: Option<(&'a Path, &'a LockFile)>,
+    /// The part of a lock file to install from instead of resolving
+    /// (checked fresh by the caller).
+    pub lock: Option<LockedEnv<'a>>,
     /// Where unpacked roots are kept, keyed by their package set.
     pub templates: &'a Path,
     /// The fresh, private root to fill (must not exist or be empty).
@@ -297,18 +428,33 @@ pub struct Inputs<'a> {
 /// Resolve (or read the lock), fetch, check and install.
 pub fn prepare(inp: &Inputs) -> Result<GuestEnv> {
     let mut log = Vec::new();
-    let (fetched, keys) = match inp.lock {
-        Some((path, lock)) => {
-            lock.check_fresh(path, &inp.request.key())?;
-            let pkgs = lock.packages_for(path, inp.arch)?;
+    let (fetched, keys) = match &inp.lock {
+        Some(lock) => {
             let keys =
                 upstream::load_keyring(&inp.request.keyring, inp.own_keys.clone(), inp.client)?;
             log.push(format!(
-                "installing {} packages locked in {}",
-                pkgs.len(),
-                path.display()
+                "installing {} packages locked in {}{}",
+                lock.packages.len(),
+                lock.path.display(),
+                if lock.rebuilt.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", and {} from the output repository",
+                        lock.rebuilt
+                            .iter()
+                            .map(|r| format!("{}={}", r.name, r.version))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
             ));
-            (fetch_locked(inp.client, &pkgs)?, keys)
+            let mut fetched = fetch_locked(inp.client, &lock.packages)?;
+            if !lock.rebuilt.is_empty() {
+                fetched.extend(fetch_rebuilt(inp, &lock.rebuilt, &keys)?);
+                fetched = closed_order(fetched, inp.request, inp.arch, lock.path)?;
+            }
+            (fetched, keys)
         }
         None => {
             let res = resolve(
@@ -353,13 +499,9 @@ pub fn prepare(inp: &Inputs) -> Result<GuestEnv> {
     std::fs::create_dir_all(inp.root)
         .with_context(|| format!("{}: cannot create the guest root", inp.root.display()))?;
     let mut run_script = |s: &ScriptRun| run_script_in(inp.scratch, s);
-    let report = install::install_cached(inp.templates, inp.root, &pkgs, &setup, &mut run_script)
-        .with_context(|| {
-        format!(
-            "installing the build environment into {}",
-            inp.root.display()
-        )
-    })?;
+    let report =
+        install::install_cached(inp.templates, inp.root, &pkgs, &setup, &mut run_script)
+            .with_context(|| format!("installing the environment into {}", inp.root.display()))?;
     log.push(format!(
         "installed {} packages ({} files, {} bytes; {} install scripts ran): {}",
         report.packages,

@@ -9,7 +9,15 @@
 //! keyring, requested packages, CLI additions); when it no longer matches,
 //! the lock is stale and the build stops rather than silently resolving
 //! something else.
+//!
+//! Test environments are locked too, under an optional top-level `tests`
+//! key (one entry per package with a hermetic test), each with its own
+//! config checksum. The package under test, and any other package the
+//! same recipe builds, is rebuilt on every `pkgbuild build`: a checksum
+//! would be stale at once, so those are recorded by exact version only
+//! (`rebuilt`) and taken from the output repository at test time.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -26,6 +34,48 @@ pub struct LockFile {
     pub version: String,
     pub config: LockConfig,
     pub contents: LockContents,
+    /// Each hermetic test environment, by the name of the package tested.
+    /// Absent in locks made before tests were locked, which still read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tests: BTreeMap<String, LockTest>,
+}
+
+/// One package's locked test environment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LockTest {
+    pub config: LockTestConfig,
+    pub repositories: Vec<LockRepo>,
+    /// Every architecture's packages, each arch in install order, without
+    /// the packages the recipe itself builds.
+    pub packages: Vec<LockPackage>,
+    /// The packages of this recipe the environment needs (the package
+    /// under test first), pinned by version only.
+    #[serde(default)]
+    pub rebuilt: Vec<LockRebuilt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LockTestConfig {
+    /// `sha256:<hex>` of the test's [`EnvironmentKey`] as JSON.
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRebuilt {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+}
+
+/// The part of a lock one environment installs, checked fresh.
+#[derive(Debug, Clone)]
+pub struct LockedEnv<'a> {
+    /// The lock file, for messages.
+    pub path: &'a Path,
+    /// Checksum-pinned files, in install order.
+    pub packages: Vec<&'a LockPackage>,
+    /// Packages taken from the output repository by exact version.
+    pub rebuilt: Vec<&'a LockRebuilt>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +183,8 @@ impl LockFile {
                 lock.version
             );
         }
-        for p in &lock.contents.packages {
+        let tests = lock.tests.values().flat_map(|t| &t.packages);
+        for p in lock.contents.packages.iter().chain(tests) {
             let ok_name = !p.name.is_empty()
                 && !p.name.contains(['/', '\0'])
                 && !p.version.contains(['/', '\0'])
@@ -147,7 +198,89 @@ impl LockFile {
                 );
             }
         }
+        for (name, t) in &lock.tests {
+            for r in &t.rebuilt {
+                if r.name.is_empty() || r.version.is_empty() {
+                    bail!(
+                        "{}: tests.{name}: rebuilt package record {:?} {:?}: empty name or version",
+                        path.display(),
+                        r.name,
+                        r.version
+                    );
+                }
+            }
+        }
         Ok(lock)
+    }
+
+    /// The build environment for `arch`, after checking the lock is fresh.
+    pub fn build_env<'a>(
+        &'a self,
+        path: &'a Path,
+        key: &EnvironmentKey,
+        arch: &str,
+    ) -> Result<LockedEnv<'a>> {
+        self.check_fresh(path, key)?;
+        Ok(LockedEnv {
+            path,
+            packages: self.packages_for(path, arch)?,
+            rebuilt: Vec::new(),
+        })
+    }
+
+    /// The test environment of `package` for `arch`, after checking the
+    /// lock has one and it was made from this environment.
+    pub fn test_env<'a>(
+        &'a self,
+        path: &'a Path,
+        package: &str,
+        key: &EnvironmentKey,
+        arch: &str,
+    ) -> Result<LockedEnv<'a>> {
+        let Some(t) = self.tests.get(package) else {
+            bail!(
+                "{}: locks no test environment for {package}; run `pkgbuild lock` again",
+                path.display()
+            );
+        };
+        let now = key.checksum();
+        if t.config.checksum != now {
+            bail!(
+                "{}: the test environment of {package} changed since this lock was made ({} there, {now} now); run `pkgbuild lock` again",
+                path.display(),
+                t.config.checksum
+            );
+        }
+        let packages: Vec<&LockPackage> = t
+            .packages
+            .iter()
+            .filter(|p| p.architecture == arch)
+            .collect();
+        let rebuilt: Vec<&LockRebuilt> = t
+            .rebuilt
+            .iter()
+            .filter(|r| r.architecture == arch)
+            .collect();
+        if packages.is_empty() && rebuilt.is_empty() {
+            let mut archs: Vec<&str> = t
+                .packages
+                .iter()
+                .map(|p| p.architecture.as_str())
+                .chain(t.rebuilt.iter().map(|r| r.architecture.as_str()))
+                .collect();
+            archs.sort();
+            archs.dedup();
+            bail!(
+                "{}: the test environment of {package} is locked for {} only, not {arch}; run `pkgbuild lock --arch {arch}`",
+                path.display(),
+                if archs.is_empty() { "no architecture".to_string() } else { archs.join(", ") }
+            );
+        }
+        Ok(LockedEnv {
+            path,
+            packages,
+            rebuilt,
+        })
     }
 
     /// Stop when the recipe's environment is no longer what the lock was
@@ -224,6 +357,7 @@ mod tests {
                 }],
                 ..Default::default()
             },
+            tests: BTreeMap::new(),
         }
     }
 
@@ -253,6 +387,124 @@ mod tests {
         assert_eq!(back.packages_for(&p, "x86_64").unwrap().len(), 1);
         let err = back.packages_for(&p, "aarch64").unwrap_err().to_string();
         assert!(err.contains("x86_64") && err.contains("aarch64"), "{err}");
+    }
+
+    fn test_entry(checksum: &str) -> LockTest {
+        let mut pkg = lock("x").contents.packages[0].clone();
+        pkg.name = "pinned-data".into();
+        LockTest {
+            config: LockTestConfig {
+                checksum: checksum.into(),
+            },
+            repositories: Vec::new(),
+            packages: vec![pkg],
+            rebuilt: vec![LockRebuilt {
+                name: "hello".into(),
+                version: "1.2.0-r0".into(),
+                architecture: "x86_64".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn test_environments_are_locked_under_tests_and_checked_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hello.lock.json");
+        let build_pk = ["busybox".to_string()];
+        let build_key = EnvironmentKey {
+            repositories: &[],
+            keyring: &[],
+            packages: &build_pk,
+        };
+        let test_pk = ["hello=1.2.0-r0".to_string(), "pinned-data".to_string()];
+        let repos = ["http://127.0.0.1:1".to_string()];
+        let test_key = EnvironmentKey {
+            repositories: &repos,
+            keyring: &[],
+            packages: &test_pk,
+        };
+        let mut l = lock(&build_key.checksum());
+        l.tests
+            .insert("hello".into(), test_entry(&test_key.checksum()));
+        l.write(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["tests"]["hello"]["rebuilt"][0]["version"], "1.2.0-r0");
+        assert_eq!(v["contents"]["packages"][0]["name"], "busybox");
+        let back = LockFile::read(&p).unwrap();
+        assert_eq!(back, l);
+
+        let env = back.test_env(&p, "hello", &test_key, "x86_64").unwrap();
+        assert_eq!(env.packages.len(), 1);
+        assert_eq!(env.packages[0].name, "pinned-data");
+        assert_eq!(env.rebuilt[0].name, "hello");
+        let env = back.build_env(&p, &build_key, "x86_64").unwrap();
+        assert_eq!(env.packages[0].name, "busybox");
+        assert!(env.rebuilt.is_empty());
+
+        let err = back
+            .test_env(&p, "hello-dev", &test_key, "x86_64")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hello-dev") && err.contains("pkgbuild lock"),
+            "{err}"
+        );
+        let newer = ["hello=1.3.0-r0".to_string(), "pinned-data".to_string()];
+        let changed = EnvironmentKey {
+            packages: &newer,
+            ..test_key
+        };
+        let err = back
+            .test_env(&p, "hello", &changed, "x86_64")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test environment of hello changed"), "{err}");
+        let err = back
+            .test_env(&p, "hello", &test_key, "aarch64")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x86_64") && err.contains("aarch64"), "{err}");
+    }
+
+    #[test]
+    fn locks_without_tests_still_read_and_write_no_tests_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.lock.json");
+        let l = lock("sha256:0");
+        l.write(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("\"tests\""), "{text}");
+        assert!(LockFile::read(&p).unwrap().tests.is_empty());
+        let key = EnvironmentKey {
+            repositories: &[],
+            keyring: &[],
+            packages: &[],
+        };
+        let err = LockFile::read(&p)
+            .unwrap()
+            .test_env(&p, "hello", &key, "x86_64")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("locks no test environment for hello"), "{err}");
+    }
+
+    #[test]
+    fn hostile_test_records_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock.json");
+        let mut l = lock("sha256:0");
+        let mut t = test_entry("sha256:1");
+        t.packages[0].name = "../../etc".into();
+        l.tests.insert("hello".into(), t);
+        l.write(&p).unwrap();
+        assert!(LockFile::read(&p).is_err());
+        let mut t = test_entry("sha256:1");
+        t.rebuilt[0].version = String::new();
+        l.tests.insert("hello".into(), t);
+        l.write(&p).unwrap();
+        let err = LockFile::read(&p).unwrap_err().to_string();
+        assert!(err.contains("tests.hello"), "{err}");
     }
 
     #[test]

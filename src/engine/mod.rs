@@ -503,6 +503,13 @@ fn prepare_guest(
         Some(p) => Some(lockfile::LockFile::read(p).map_err(crate::cli::input_error)?),
         None => None,
     };
+    let locked = match (&lock_path, &lock) {
+        (Some(path), Some(lock)) => Some(
+            lock.build_env(path, &request.key(), opts.arch.apk())
+                .with_context(|| opts.recipe.display().to_string())?,
+        ),
+        _ => None,
+    };
     let client = opts.apk.client()?;
     let root = workspace.scratch().join("root");
     let env = guest::prepare(&guest::Inputs {
@@ -511,7 +518,7 @@ fn prepare_guest(
         out_dir: Some(&opts.out_dir),
         arch: opts.arch.apk(),
         own_keys: vec![crate::upstream::TrustedKey::of(key)],
-        lock: lock_path.as_deref().zip(lock.as_ref()),
+        lock: locked,
         templates: &opts.apk.cache_dir.join("roots"),
         root: &root,
         scratch: &workspace.scratch().join("scripts"),

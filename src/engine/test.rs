@@ -11,6 +11,11 @@
 //! melange builds a fresh image per subpackage for the same reason: a
 //! package must not pass because a sibling happened to be installed.
 //!
+//! When the test environment names a repository (its own, or `-r`), the
+//! test is hermetic: all of that is installed into a fresh guest root
+//! ([`guest`], or exactly what the lock file's `tests` entry says) and the
+//! steps run with that root as `/`, as a hermetic build's do. Otherwise:
+//!
 //! The sysroot is found the way builds find theirs ([`buildenv`]), with
 //! one difference: the package's programs come FIRST on `PATH` and its
 //! libraries first on `LD_LIBRARY_PATH`, also when a step sets them. A
@@ -26,9 +31,14 @@ use anyhow::Context;
 
 use super::accounts;
 use super::buildenv::{self, TrustedKey};
+use super::guest;
+use super::lockfile;
 use super::steps::{self, FlatStep};
 use super::workspace::{self, Workspace};
 use super::BuildLog;
+use super::{ApkOptions, ExtraContents};
+use crate::apk::index::IndexEntry;
+use crate::apk::pkginfo::PkgInfo;
 use crate::arch::Arch;
 use crate::plan::{self, PackagePlan, Plan, TestPlan};
 use crate::sandbox::{self, RunnerKind, SandboxConfig, StepSpec};
@@ -53,6 +63,13 @@ pub struct TestOptions {
     /// Keys whose signature makes a local index trusted (a test
     /// environment's own `keyring` entries are added to these).
     pub trusted: Vec<TrustedKey>,
+    /// Source cache; its `melange/` subdirectory is the persistent
+    /// `/var/cache/melange` of hermetic tests, shared with builds.
+    pub cache_dir: PathBuf,
+    /// `-r`, `-k`, `--package-append`: added to every test environment.
+    pub extra: ExtraContents,
+    /// Fetching packages (cache, offline, lock file) for hermetic tests.
+    pub apk: ApkOptions,
 }
 
 /// How one package's test ended.
@@ -167,6 +184,15 @@ pub fn run(
         log.open_file(&log_path)
             .with_context(|| format!("{}: cannot write test log", log_path.display()))?;
     }
+    let host_tests = plan
+        .packages
+        .iter()
+        .filter_map(|p| Some((p, p.test.as_ref()?)))
+        .filter(|(p, t)| !test_request(p, t, &opts.extra).is_hermetic())
+        .count();
+    if host_tests > 0 {
+        log.info("note: this test is not hermetic (no repository named): the package is installed in a side sysroot over the host's /usr; name repositories in the test's environment.contents.repositories or with -r to test in a root made of packages alone");
+    }
     for pkg in &plan.packages {
         let outcome = match &pkg.test {
             None => Outcome::Skip("no test".into()),
@@ -208,6 +234,56 @@ fn test_contents(name: &str, pinned: String, t: &TestPlan) -> plan::Contents {
     c
 }
 
+/// What the test environment of `pkg` installs: the test's contents with
+/// the package under test pinned first, plus the command line's `-r`,
+/// `-k` and `--package-append`. Hermetic when it names a repository.
+pub fn test_request(pkg: &PackagePlan, t: &TestPlan, extra: &ExtraContents) -> guest::Request {
+    super::guest_request(&test_contents(&pkg.name, pinned(pkg), t), extra)
+}
+
+/// Index records of the packages `plan` builds, from what the recipe
+/// declares (a built package adds its scanned `so:`/`cmd:` names): what
+/// `pkgbuild lock` resolves a test environment with before (or without)
+/// the output repository holding them.
+pub fn planned_entries(plan: &Plan) -> Vec<IndexEntry> {
+    plan.packages
+        .iter()
+        .map(|p| IndexEntry {
+            info: PkgInfo {
+                name: p.name.clone(),
+                version: p.full_version.clone(),
+                arch: plan.arch.clone(),
+                depends: p.dependencies.runtime.clone(),
+                provides: p.dependencies.provides.clone(),
+                provider_priority: p
+                    .dependencies
+                    .provider_priority
+                    .as_deref()
+                    .and_then(|v| v.parse().ok()),
+                ..PkgInfo::default()
+            },
+            control_sha1: [0; 20],
+            file_size: 0,
+        })
+        .collect()
+}
+
+/// Whether `e` is one of the packages `plan` builds, at the version it
+/// builds (rebuilt by every build, so never pinned by checksum).
+pub fn is_rebuilt(plan: &Plan, e: &IndexEntry) -> bool {
+    plan.packages
+        .iter()
+        .any(|p| p.name == e.info.name && p.full_version == e.info.version)
+}
+
+/// Where a test's steps run: a side sysroot over the host, or a guest
+/// root installed from repositories that is `/` for the steps.
+enum TestEnv {
+    /// The sysroot as the steps see it (its host or guest path).
+    Sysroot(buildenv::Prepared, String),
+    Guest(guest::GuestEnv),
+}
+
 /// Set up one package's environment and run its steps.
 fn test_package(
     opts: &TestOptions,
@@ -225,59 +301,95 @@ fn test_package(
             .with_context(|| format!("{}: cannot clear workspace", ws_dir.display()))?;
     }
     fs::create_dir_all(ws_dir)?;
-    let env = match environment(opts, workspace, pkg, t) {
+    let request = test_request(pkg, t, &opts.extra);
+    let env = if request.is_hermetic() {
+        guest_environment(opts, workspace, pkg, &request).map(TestEnv::Guest)
+    } else {
+        environment(opts, workspace, pkg, t).and_then(|env| {
+            let visible = env
+                .visible
+                .clone()
+                .context("the package under test was not installed")?;
+            Ok(TestEnv::Sysroot(env, visible))
+        })
+    };
+    let env = match env {
         Ok(env) => env,
         Err(e) => return Ok(Outcome::Fail(format!("{}: {e:#}", pkg.name))),
     };
-    for line in &env.log {
+    let lines = match &env {
+        TestEnv::Sysroot(e, _) => &e.log,
+        TestEnv::Guest(g) => &g.log,
+    };
+    for line in lines {
         log.info(line);
     }
+    if let TestEnv::Guest(g) = &env {
+        log.info(&format!(
+            "hermetic test: {} is / for the steps",
+            g.root.display()
+        ));
+    }
     if src_dir.is_dir() {
-        let mut exclude = vec![opts.out_dir.clone()];
+        let mut exclude = vec![opts.out_dir.clone(), opts.cache_dir.clone()];
         exclude.extend(opts.env_file.clone());
         workspace::copy_source(src_dir, ws_dir, &exclude).with_context(|| {
             format!("{}: cannot copy sources into workspace", src_dir.display())
         })?;
     }
-    let visible = env
-        .visible
-        .clone()
-        .context("the package under test was not installed")?;
-    let mut base_env = env.base_env.clone();
-    base_env.insert(
-        "PATH".into(),
-        format!("{}:{}", programs_path(&visible), sandbox::DEFAULT_PATH),
-    );
-    base_env.extend(opts.secret_env.clone());
-    let config = SandboxConfig {
+    let identity =
+        accounts::identity(&t.environment, &Default::default()).map_err(crate::cli::input_error)?;
+    let mut config = SandboxConfig {
         workspace: ws_dir.to_path_buf(),
         build_root: match opts.runner {
             RunnerKind::Bwrap => "/home/build".into(),
             RunnerKind::Host => ws_dir.to_string_lossy().into_owned(),
         },
         network: opts.network,
-        ro_binds: env.ro_bind.clone().into_iter().collect(),
-        base_env,
+        ro_binds: Vec::new(),
+        base_env: BTreeMap::new(),
         timeout: None,
         deadline: None,
         guest_root: None,
         rw_binds: Vec::new(),
-        identity: accounts::identity(&t.environment, &Default::default())
-            .map_err(crate::cli::input_error)?,
+        identity,
     };
+    match &env {
+        TestEnv::Sysroot(e, visible) => {
+            config.ro_binds = e.ro_bind.clone().into_iter().collect();
+            config.base_env = e.base_env.clone();
+            config.base_env.insert(
+                "PATH".into(),
+                format!("{}:{}", programs_path(visible), sandbox::DEFAULT_PATH),
+            );
+        }
+        TestEnv::Guest(g) => {
+            // melange's persistent cache, shared with builds.
+            let shared = opts.cache_dir.join("melange");
+            fs::create_dir_all(&shared)
+                .with_context(|| format!("{}: cannot create cache", shared.display()))?;
+            config
+                .rw_binds
+                .push((shared, "/var/cache/melange".to_string()));
+            config.guest_root = Some(g.root.clone());
+        }
+    }
+    config.base_env.extend(opts.secret_env.clone());
     let runner = sandbox::new_runner(opts.runner, config)?;
     let flat = steps::flatten(&t.steps, "test", &|_| BTreeMap::new());
     let total = flat.len();
     for (i, FlatStep { label, step, .. }) in flat.iter().enumerate() {
         let prefix = format!("{}/{label}", pkg.name);
         log.step_start(&prefix, i + 1, total);
-        let mut env = step.environment.clone();
-        merge_test_env(&mut env, &visible);
+        let mut env_vars = step.environment.clone();
+        if let TestEnv::Sysroot(_, visible) = &env {
+            merge_test_env(&mut env_vars, visible);
+        }
         let spec = StepSpec {
             label: prefix.clone(),
             script: steps::script(step, opts.trace),
             workdir: step.working_directory.clone(),
-            env,
+            env: env_vars,
         };
         let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
         if let Some(failed) = steps::failure(&pkg.name, label, &outcome) {
@@ -285,6 +397,74 @@ fn test_package(
         }
     }
     Ok(Outcome::Pass(total))
+}
+
+/// Install the hermetic test environment of `pkg` into a fresh guest root:
+/// from the lock file when there is one (which must lock this test), else
+/// resolved in the output repository and the request's repositories. The
+/// package under test must be the output repository's.
+fn guest_environment(
+    opts: &TestOptions,
+    workspace: &Workspace,
+    pkg: &PackagePlan,
+    request: &guest::Request,
+) -> anyhow::Result<guest::GuestEnv> {
+    if opts.runner != RunnerKind::Bwrap {
+        anyhow::bail!(
+            "a hermetic test (repositories are named) runs its steps in the installed root, which needs the bwrap runner; install bubblewrap or drop the repositories"
+        );
+    }
+    let arch = opts.arch.apk();
+    let out_repo = opts.out_dir.join(arch);
+    let not_built = || {
+        anyhow::anyhow!(
+            "{} is not in {}/: build it first with pkgbuild build",
+            pinned(pkg),
+            out_repo.display()
+        )
+    };
+    let file = out_repo.join(format!("{}-{}.apk", pkg.name, pkg.full_version));
+    if !file.is_file() || !out_repo.join("APKINDEX.tar.gz").is_file() {
+        return Err(not_built());
+    }
+    let lock_path = opts
+        .apk
+        .lockfile
+        .clone()
+        .or_else(|| Some(lockfile::default_path(&opts.recipe)).filter(|p| p.is_file()));
+    let lock = match &lock_path {
+        Some(p) => Some(lockfile::LockFile::read(p)?),
+        None => None,
+    };
+    let locked = match (&lock_path, &lock) {
+        (Some(p), Some(l)) => Some(l.test_env(p, &pkg.name, &request.key(), arch)?),
+        _ => None,
+    };
+    let client = opts.apk.client()?;
+    // Package names are checked by the recipe compiler (no `/`).
+    let root = workspace.scratch().join(format!("root-{}", pkg.name));
+    let env = guest::prepare(&guest::Inputs {
+        request,
+        client: &client,
+        out_dir: Some(&opts.out_dir),
+        arch,
+        own_keys: opts.trusted.clone(),
+        lock: locked,
+        templates: &opts.apk.cache_dir.join("roots"),
+        root: &root,
+        scratch: &workspace.scratch().join(format!("scripts-{}", pkg.name)),
+    })?;
+    // Another repository may carry the same name and version; only the
+    // output repository's is the package under test.
+    let out_url = crate::upstream::RepoSpec::parse(&opts.out_dir.to_string_lossy())?.url;
+    let from_out = env
+        .installed
+        .iter()
+        .any(|i| i.name == pkg.name && i.version == pkg.full_version && i.repository == out_url);
+    if !from_out {
+        return Err(not_built());
+    }
+    Ok(env)
 }
 
 /// Resolve and install the test environment of `pkg` into the workspace's

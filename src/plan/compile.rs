@@ -310,6 +310,9 @@ pub(crate) fn compile_recipe(
             *e = v;
         }
     }
+    // Tests see these too (melange's defaults included), so a recipe
+    // emitted with the defaults written out compiles to the same tests.
+    let top_env = env_map.clone();
     let mut needs = Vec::new();
     let base = Frame {
         inputs: HashMap::new(),
@@ -332,7 +335,7 @@ pub(crate) fn compile_recipe(
     let main_test = recipe
         .test
         .as_ref()
-        .map(|t| c.compile_test(t, &base, &scope, &name))
+        .map(|t| c.compile_test(t, &base, &top_env, &scope, &name))
         .transpose()?;
     let main_license = license_expression(&pkg.copyright);
     let lk = scope_lookup(&scope);
@@ -383,7 +386,7 @@ pub(crate) fn compile_recipe(
         let test = sp
             .test
             .as_ref()
-            .map(|t| c.compile_test(t, &base, &sub_scope, &inst.name))
+            .map(|t| c.compile_test(t, &base, &top_env, &sub_scope, &inst.name))
             .transpose()?;
         if !keep {
             continue;
@@ -1077,16 +1080,16 @@ impl Compiler<'_> {
         &mut self,
         t: &Test,
         base: &Frame,
+        top_env: &BTreeMap<String, String>,
         scope: &Scope,
         package: &str,
     ) -> Result<TestPlan, RecipeError> {
         let src = self.recipe_src.clone();
         let lk = scope_lookup(scope);
         let env = &t.environment;
-        // As in melange, a test starts from the recipe's environment
-        // (its variables and the HOME/GOPATH/... defaults); the test's
-        // own variables win.
-        let mut env_map = base.env.clone();
+        // Tests see the recipe's top-level variables, as melange's do;
+        // the test's own win.
+        let mut env_map = top_env.clone();
         for (k, v) in &env.environment {
             env_map.insert(k.value.clone(), lenient(&v.value, &lk));
         }
