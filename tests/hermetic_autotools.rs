@@ -216,6 +216,10 @@ fn autotools_release_tarballs_build_hermetically_from_the_served_base_then_run_i
         out.as_os_str(),
         "--signing-key".as_ref(),
         test_key().as_os_str(),
+        // Its own cache, so the tarballs are really fetched from the
+        // release server and the packages from the base.
+        "--cache-dir".as_ref(),
+        tmp.path().join("cache-root").as_os_str(),
         "--apk-cache-dir".as_ref(),
         cache.as_os_str(),
         "--build-date".as_ref(),
