@@ -1,5 +1,5 @@
-//! The base repository of `examples/base/`: the host's own glibc, busybox
-//! and C toolchain packaged with `--runner host` into one signed repository,
+//! The base repository of `examples/base/`: the host's own glibc, busybox,
+//! C toolchain and autotools packaged with `--runner host` into one signed repository,
 //! which must be closed under its dependencies and, extracted alone into an
 //! empty root, must compile, link and run a C program with a shared library
 //! under make, with nothing of the host visible.
@@ -27,6 +27,18 @@ const HOST_PACKAGES: &[&str] = &[
     "libgcc-s1",
     "binutils",
     "make",
+    "m4",
+    "perl-base",
+    "perl-modules-5.36",
+    "libperl5.36",
+    "libcrypt1",
+    "autoconf",
+    "automake",
+    "libtool",
+    "libltdl7",
+    "pkgconf",
+    "pkgconf-bin",
+    "libpkgconf3",
 ];
 
 /// Whether this host can feed the recipes; under CI it must.
@@ -159,6 +171,13 @@ fn host_base_repository_is_closed_and_compiles_a_program_in_an_empty_root() {
         "binutils",
         "make",
         "merged-usr",
+        "m4",
+        "perl",
+        "autoconf",
+        "automake",
+        "libtool",
+        "libltdl",
+        "pkgconf",
     ] {
         assert!(names.contains(wanted), "{wanted} missing from {names:?}");
     }
@@ -168,7 +187,16 @@ fn host_base_repository_is_closed_and_compiles_a_program_in_an_empty_root() {
         .flat_map(|e| e.info.provides.iter())
         .map(|p| p.split_once('=').map_or(p.clone(), |(n, _)| n.to_string()))
         .collect();
-    for wanted in ["so:libc.so.6", util::host_loader_dep(), "cmd:sh", "/bin/sh"] {
+    for wanted in [
+        "so:libc.so.6",
+        util::host_loader_dep(),
+        "cmd:sh",
+        "/bin/sh",
+        "cmd:perl",
+        "cmd:autoreconf",
+        "cmd:pkg-config",
+        "pkgconfig",
+    ] {
         assert!(provides.contains(wanted), "nothing provides {wanted}");
     }
     assert_closed(&index);
@@ -208,6 +236,23 @@ fn host_base_repository_is_closed_and_compiles_a_program_in_an_empty_root() {
     let ok = bwrap(&root, "echo ok");
     util::assert_ok(&ok);
     assert_eq!(String::from_utf8_lossy(&ok.stdout), "ok\n");
+
+    // The autotools run on the packaged perl and m4 alone.
+    let tools = bwrap(
+        &root,
+        "automake --version && autoreconf --version && libtoolize --version \
+         && pkg-config --version && perl -MData::Dumper -Mthreads -e 'print qq(perl ok\\n)'",
+    );
+    util::assert_ok(&tools);
+    let text = String::from_utf8_lossy(&tools.stdout);
+    for line in [
+        "automake (GNU automake) 1.",
+        "autoreconf (GNU Autoconf) 2.",
+        "libtoolize (GNU libtool) 2.",
+        "perl ok",
+    ] {
+        assert!(text.contains(line), "{line} not printed:\n{text}");
+    }
 
     let run = bwrap(&root, "make && LD_LIBRARY_PATH=. ./hello");
     util::assert_ok(&run);
