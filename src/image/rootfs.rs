@@ -42,6 +42,10 @@ pub struct DbPackage {
     pub description: String,
     /// `Q1…`, the index's `C:`.
     pub checksum: String,
+    /// `D:` dependency strings.
+    pub depends: Vec<String>,
+    /// `p:` provides (`so:libc.so.6=6`, `cmd:hello=1.2.0-r0`).
+    pub provides: Vec<String>,
     /// Paths this package installed (`usr/bin/hello`), as the archive
     /// named them.
     pub files: Vec<String>,
@@ -90,6 +94,8 @@ pub fn read_db(root: &Path) -> Result<(Vec<DbPackage>, Overrides)> {
             "o" => cur.origin = v.into(),
             "T" => cur.description = v.into(),
             "C" => cur.checksum = v.into(),
+            "D" => cur.depends = v.split_whitespace().map(str::to_string).collect(),
+            "p" => cur.provides = v.split_whitespace().map(str::to_string).collect(),
             "F" => dir = v.into(),
             "R" => {
                 file = if dir.is_empty() {
