@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::arch::Arch;
 use crate::recipe::model::{self, Dx, Fields, Text, ENVIRONMENT_KEYS};
-use crate::recipe::yaml::{Node, Pos};
+use crate::recipe::yaml::{Node, Pos, Value};
 use crate::recipe::{parse_yaml, read_bounded, RecipeError};
 
 /// apko keys that are understood but not honoured yet, and why.
@@ -46,6 +46,10 @@ const NOT_YET: &[(&str, &str)] = &[
         "service-bundle entrypoints are not supported yet; use `command`",
     ),
 ];
+
+/// Root keys of apko's image schema that a recipe's `environment` does
+/// not have.
+const OWN_ROOT_KEYS: &[&str] = &["options", "format"];
 
 const CONTENTS_KEYS: &[&str] = &[
     "repositories",
@@ -198,7 +202,15 @@ fn load_depth(path: &Path, depth: usize) -> Result<ImageConfig, RecipeError> {
             ));
         }
         let dir = config_dir(path);
-        let target = inside_dir(&dir, &t.value).ok_or_else(|| {
+        // apko reads `include` relative to the working directory (its
+        // examples say `include: examples/base.yaml`); the config's own
+        // directory is tried first. Either way the file must be inside it.
+        let rel = if dir.join(&t.value).exists() || !Path::new(&t.value).exists() {
+            dir.join(&t.value)
+        } else {
+            PathBuf::from(&t.value)
+        };
+        let target = inside_dir(&dir, &rel).ok_or_else(|| {
             dx.err(
                 t.pos,
                 format!(
@@ -221,15 +233,13 @@ fn config_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// `rel` joined to `dir` when it names something inside `dir` (symlinks
-/// resolved), else `None`.
-fn inside_dir(dir: &Path, rel: &str) -> Option<PathBuf> {
-    let joined = dir.join(rel);
+/// `candidate` when it names something inside `dir` (symlinks resolved;
+/// a missing file judged by its lexical place), else `None`.
+fn inside_dir(dir: &Path, candidate: &Path) -> Option<PathBuf> {
     let real_dir = dir.canonicalize().ok()?;
-    // A missing file is reported by the reader; judge its lexical place.
-    let real = joined.canonicalize().unwrap_or_else(|_| {
-        let mut p = real_dir.clone();
-        for c in Path::new(rel).components() {
+    let real = candidate.canonicalize().unwrap_or_else(|_| {
+        let mut p = std::env::current_dir().unwrap_or_default();
+        for c in candidate.components() {
             match c {
                 Component::Normal(n) => p.push(n),
                 Component::ParentDir => {
@@ -241,7 +251,7 @@ fn inside_dir(dir: &Path, rel: &str) -> Option<PathBuf> {
         }
         p
     });
-    real.starts_with(&real_dir).then_some(joined)
+    real.starts_with(&real_dir).then(|| candidate.to_path_buf())
 }
 
 /// apko's deep merge of an included file: the including file's scalars
@@ -328,9 +338,20 @@ fn refuse_not_yet(dx: &Dx, node: &Node, scope: &str) -> Result<(), RecipeError> 
 
 fn decode(dx: &Dx, root: &Node) -> Result<ImageConfig, RecipeError> {
     let mut known: Vec<&str> = ENVIRONMENT_KEYS.to_vec();
-    known.push("options");
+    known.extend(OWN_ROOT_KEYS);
     let f = dx.fields(root, "image configuration", &known)?;
     refuse_not_yet(dx, root, "")?;
+    if let Some(t) = opt_root_text(dx, &f, "format")? {
+        if t.value != "tar" {
+            return Err(dx.err(
+                t.pos,
+                format!(
+                    "`format: {}` is not supported yet: pkgbuild writes gzipped tar layers (`format: tar`)",
+                    t.value
+                ),
+            ));
+        }
+    }
     let mut runtime_extra = Vec::new();
     let mut plain_repos = Vec::new();
     if let Some(c) = f.get("contents") {
@@ -341,7 +362,18 @@ fn decode(dx: &Dx, root: &Node) -> Result<ImageConfig, RecipeError> {
     }
     // The recipe decoder reads contents, accounts and environment; the
     // root's other keys are ours (it accepts them unchecked).
-    let env = model::decode_environment(dx, Some(root), "image configuration")?;
+    let shared = Node {
+        pos: root.pos,
+        value: Value::Map(
+            root.as_map()
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| !OWN_ROOT_KEYS.contains(&e.key.as_str()))
+                .cloned()
+                .collect(),
+        ),
+    };
+    let env = model::decode_environment(dx, Some(&shared), "image configuration")?;
     let mut cfg = ImageConfig {
         repositories: texts(env.repositories),
         runtime_repositories: plain_repos,
@@ -738,6 +770,7 @@ mod tests {
         parse("contents:\n  keyring:\n    - https://packages.wolfi.dev/os/wolfi-signing.rsa.pub\n  repositories:\n    - https://packages.wolfi.dev/os\n  packages:\n    - wolfi-base\n\nentrypoint:\n  command: /bin/sh -l\n\narchs:\n- x86_64\n- aarch64\n").unwrap();
         let c = parse("contents:\n  repositories:\n    - https://dl-cdn.alpinelinux.org/alpine/edge/main\n  packages:\n    - alpine-baselayout\n    - nginx\nentrypoint:\n  shell-fragment: nginx -g 'daemon off;'\naccounts:\n  groups:\n    - groupname: nginx\n      gid: 10000\n  users:\n    - username: nginx\n      uid: 10000\n  run-as: nginx\nenvironment:\n  PATH: /usr/sbin:/sbin:/usr/bin:/bin\n").unwrap();
         assert_eq!(c.entrypoint[..2], ["/bin/sh", "-c"]);
+        parse("format: tar\ncontents:\n  packages: [a]\n").unwrap();
     }
 
     #[test]
@@ -766,6 +799,7 @@ mod tests {
             ),
             ("entrypoint:\n  type: service-bundle\n", "`entrypoint.type`"),
             ("options:\n  debug: {}\n", "`options`"),
+            ("format: erofs\n", "`format: erofs`"),
         ] {
             let e = parse(src).unwrap_err();
             assert!(e.contains(key) && e.contains("not supported yet"), "{e}");
