@@ -68,6 +68,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => Vec::new(),
     };
     for recipe in &args.recipes {
+        if crate::image::config::is_image_config(recipe) {
+            lock_image(&args, recipe, &client)?;
+            continue;
+        }
         let mut contents = LockContents::default();
         let mut checksum = None;
         let mut tests: BTreeMap<String, LockTest> = BTreeMap::new();
@@ -190,4 +194,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::outln!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `pkgbuild lock IMAGE.yaml`: an image configuration (apko's schema: a
+/// `contents:` and no `package:`) is locked for `--arch`, else its
+/// `archs`, else the host's.
+fn lock_image(
+    args: &Args,
+    path: &std::path::Path,
+    client: &crate::upstream::Client,
+) -> anyhow::Result<()> {
+    let cfg = crate::image::config::load(path).map_err(input_error)?;
+    let flag: Vec<Arch> = args
+        .archs
+        .iter()
+        .map(|a| crate::cli::resolve_arch(Some(a)))
+        .collect::<anyhow::Result<_>>()?;
+    let archs = crate::image::archs(&cfg, &flag)?;
+    let lock = crate::image::lock(&cfg, &args.env.extra(), client, &archs).map_err(|e| {
+        if e.to_string().contains("names no") {
+            input_error(e)
+        } else {
+            e
+        }
+    })?;
+    for a in &archs {
+        let n = lock
+            .contents
+            .packages
+            .iter()
+            .filter(|p| p.architecture == a.apk())
+            .count();
+        crate::errln!("{} ({}): {n} packages", path.display(), a.apk());
+    }
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| lockfile::default_path(path));
+    lock.write(&out)?;
+    crate::outln!("{}", out.display());
+    Ok(())
 }

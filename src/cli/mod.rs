@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 pub mod build;
 pub mod compile;
 pub mod duration;
+pub mod image;
 pub mod index;
 pub mod keygen;
 pub mod limits;
@@ -45,6 +46,8 @@ pub enum Command {
     Compile(compile::Args),
     /// Print `name-version-rN` of a recipe's main package.
     PackageVersion(compile::PackageVersionArgs),
+    /// Build an OCI image from apk repositories (apko's configuration schema).
+    Image(image::Args),
     /// Resolve recipes' build environments into <recipe>.lock.json files.
     Lock(lock::Args),
     /// Check recipes (and finished .apk files) without building.
@@ -212,6 +215,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Compile(a) => compile::run(a),
         Command::PackageVersion(a) => compile::run_package_version(a),
         Command::Lint(a) => lint::run(a),
+        Command::Image(a) => image::run(a),
         Command::Lock(a) => lock::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Index(a) => index::run(a),

@@ -19,7 +19,7 @@
 
 mod db;
 mod extract;
-mod paths;
+pub mod paths;
 mod scripts;
 mod template;
 
@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use crate::apk::index::IndexEntry;
 use crate::apk::read::ReadError;
 
-pub use template::{copy_tree, install_cached, template_key};
+pub use template::{copy_tree, install_cached, list_xattrs, template_key};
 
 /// One package to install.
 pub struct Package<'a> {

@@ -1073,7 +1073,7 @@ fn decode_setcaps(dx: &Dx, node: Option<&Node>) -> Result<Vec<SetCap>, RecipeErr
     })
 }
 
-const ENVIRONMENT_KEYS: &[&str] = &[
+pub const ENVIRONMENT_KEYS: &[&str] = &[
     "contents",
     "entrypoint",
     "cmd",
@@ -1092,7 +1092,9 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "os-release",
 ];
 
-fn decode_environment(
+/// Decode an apko image configuration block (a recipe's `environment:`,
+/// or the root of an image config for `pkgbuild image`).
+pub fn decode_environment(
     dx: &Dx,
     node: Option<&Node>,
     what: &str,

@@ -1,0 +1,309 @@
+//! SPDX 2.3 document for one architecture of an image: the image itself
+//! (a `CONTAINER` package, with its digest when known) and every installed
+//! apk with version, checksum, licence and purl, the image `CONTAINS` each.
+//!
+//! Licences go through the package SBOM's normaliser, so what is written
+//! is a valid SPDX expression; one it could only express with a
+//! `LicenseRef-` (whose text the image does not have) is `NOASSERTION`.
+//! The checksum is the apk's `C:` (SHA-1 of its control segment, as apk
+//! and apko identify a package), in hex. Output is a pure function of the
+//! input: the namespace hashes the document itself.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::rootfs::DbPackage;
+use crate::meta::sbom::{normalize_license, rfc3339, spdx_id};
+
+/// What the image SBOM describes.
+pub struct ImageSbom<'a> {
+    /// The image's name (its tag, or the config's file stem).
+    pub name: &'a str,
+    /// apk spelling (`x86_64`).
+    pub arch: &'a str,
+    /// OCI spelling (`amd64`).
+    pub go_arch: &'a str,
+    /// `sha256:<hex>` of the arch's manifest, when the document is written
+    /// outside the image (inside, it cannot know it).
+    pub digest: Option<&'a str>,
+    pub packages: &'a [DbPackage],
+    pub epoch: u64,
+}
+
+#[derive(Serialize)]
+struct Document {
+    #[serde(rename = "SPDXID")]
+    spdx_id: &'static str,
+    name: String,
+    #[serde(rename = "spdxVersion")]
+    spdx_version: &'static str,
+    #[serde(rename = "creationInfo")]
+    creation_info: CreationInfo,
+    #[serde(rename = "dataLicense")]
+    data_license: &'static str,
+    #[serde(rename = "documentNamespace")]
+    document_namespace: String,
+    #[serde(rename = "documentDescribes")]
+    document_describes: Vec<String>,
+    packages: Vec<Package>,
+    relationships: Vec<Relationship>,
+}
+
+#[derive(Serialize)]
+struct CreationInfo {
+    created: String,
+    creators: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Package {
+    #[serde(rename = "SPDXID")]
+    spdx_id: String,
+    name: String,
+    #[serde(rename = "versionInfo", skip_serializing_if = "String::is_empty")]
+    version_info: String,
+    #[serde(rename = "filesAnalyzed")]
+    files_analyzed: bool,
+    #[serde(rename = "licenseConcluded")]
+    license_concluded: &'static str,
+    #[serde(rename = "licenseDeclared")]
+    license_declared: String,
+    #[serde(rename = "downloadLocation")]
+    download_location: &'static str,
+    supplier: &'static str,
+    #[serde(rename = "copyrightText")]
+    copyright_text: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checksums: Vec<Checksum>,
+    #[serde(rename = "externalRefs", skip_serializing_if = "Vec::is_empty")]
+    external_refs: Vec<ExternalRef>,
+    #[serde(rename = "primaryPackagePurpose")]
+    purpose: &'static str,
+}
+
+#[derive(Serialize)]
+struct Checksum {
+    algorithm: &'static str,
+    #[serde(rename = "checksumValue")]
+    value: String,
+}
+
+#[derive(Serialize)]
+struct ExternalRef {
+    #[serde(rename = "referenceCategory")]
+    category: &'static str,
+    #[serde(rename = "referenceLocator")]
+    locator: String,
+    #[serde(rename = "referenceType")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Relationship {
+    #[serde(rename = "spdxElementId")]
+    element: String,
+    #[serde(rename = "relationshipType")]
+    kind: &'static str,
+    #[serde(rename = "relatedSpdxElement")]
+    related: String,
+}
+
+fn pct(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `Q1<base64 sha1>` → hex, when it is one.
+fn q1_hex(c: &str) -> Option<String> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(c.strip_prefix("Q1")?)
+        .ok()?;
+    (raw.len() == 20).then(|| hex(&raw))
+}
+
+/// The document as pretty JSON with a final newline.
+pub fn render(input: &ImageSbom) -> Vec<u8> {
+    let image_id = spdx_id(&format!("SPDXRef-Image-{}-{}", input.name, input.arch));
+    let mut image_refs = Vec::new();
+    if let Some(d) = input.digest {
+        image_refs.push(ExternalRef {
+            category: "PACKAGE-MANAGER",
+            locator: format!(
+                "pkg:oci/{}@{}?arch={}",
+                pct(input.name.rsplit_once(':').map_or(input.name, |(n, _)| n)),
+                pct(d),
+                pct(input.go_arch)
+            ),
+            kind: "purl",
+        });
+    }
+    let mut packages = vec![Package {
+        spdx_id: image_id.clone(),
+        name: input.name.to_string(),
+        version_info: input.digest.unwrap_or_default().to_string(),
+        files_analyzed: false,
+        license_concluded: "NOASSERTION",
+        license_declared: "NOASSERTION".into(),
+        download_location: "NOASSERTION",
+        supplier: "NOASSERTION",
+        copyright_text: "NOASSERTION",
+        checksums: Vec::new(),
+        external_refs: image_refs,
+        purpose: "CONTAINER",
+    }];
+    let mut relationships = vec![Relationship {
+        element: "SPDXRef-DOCUMENT".into(),
+        kind: "DESCRIBES",
+        related: image_id.clone(),
+    }];
+    let mut used = std::collections::HashSet::new();
+    for p in input.packages {
+        let mut id = spdx_id(&format!("SPDXRef-Package-{}-{}", p.name, p.version));
+        let base = id.clone();
+        let mut n = 1;
+        while !used.insert(id.clone()) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        let lic = normalize_license(&p.license).expression;
+        let license_declared = if lic.contains("LicenseRef-") {
+            "NOASSERTION".to_string()
+        } else {
+            lic
+        };
+        let arch = if p.arch.is_empty() {
+            input.arch
+        } else {
+            &p.arch
+        };
+        let mut purl = format!(
+            "pkg:apk/pkgbuild/{}@{}?arch={}",
+            pct(&p.name),
+            pct(&p.version),
+            pct(arch)
+        );
+        if !p.origin.is_empty() && p.origin != p.name {
+            purl.push_str(&format!("&origin={}", pct(&p.origin)));
+        }
+        packages.push(Package {
+            spdx_id: id.clone(),
+            name: p.name.clone(),
+            version_info: p.version.clone(),
+            files_analyzed: false,
+            license_concluded: "NOASSERTION",
+            license_declared,
+            download_location: "NOASSERTION",
+            supplier: "NOASSERTION",
+            copyright_text: "NOASSERTION",
+            checksums: q1_hex(&p.checksum)
+                .map(|value| Checksum {
+                    algorithm: "SHA1",
+                    value,
+                })
+                .into_iter()
+                .collect(),
+            external_refs: vec![ExternalRef {
+                category: "PACKAGE-MANAGER",
+                locator: purl,
+                kind: "purl",
+            }],
+            purpose: "OPERATING-SYSTEM",
+        });
+        relationships.push(Relationship {
+            element: image_id.clone(),
+            kind: "CONTAINS",
+            related: id,
+        });
+    }
+    let mut doc = Document {
+        spdx_id: "SPDXRef-DOCUMENT",
+        name: format!("image-{}-{}", input.name, input.arch),
+        spdx_version: "SPDX-2.3",
+        creation_info: CreationInfo {
+            created: rfc3339(input.epoch),
+            creators: vec![format!("Tool: pkgbuild-{}", env!("CARGO_PKG_VERSION"))],
+        },
+        data_license: "CC0-1.0",
+        document_namespace: String::new(),
+        document_describes: vec![image_id],
+        packages,
+        relationships,
+    };
+    let digest = Sha256::digest(serde_json::to_vec(&doc).unwrap_or_default());
+    doc.document_namespace = format!(
+        "https://spdx.org/spdxdocs/pkgbuild/image-{}-{}-{}",
+        pct(input.name),
+        pct(input.arch),
+        &hex(&digest)[..32]
+    );
+    let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_every_package_with_checksum_licence_and_purl() {
+        let pkgs = vec![
+            DbPackage {
+                name: "glibc".into(),
+                version: "2.36-r0".into(),
+                arch: "x86_64".into(),
+                license: "LGPL-2.1-or-later".into(),
+                checksum: "Q1AAECAwQFBgcICQoLDA0ODxAREhM=".into(),
+                ..Default::default()
+            },
+            DbPackage {
+                name: "hello".into(),
+                version: "1.2.0-r0".into(),
+                license: "some custom thing".into(),
+                checksum: "Q1AAECAwQFBgcICQoLDA0ODxAREhM=".into(),
+                ..Default::default()
+            },
+        ];
+        let input = ImageSbom {
+            name: "hello:1.2",
+            arch: "x86_64",
+            go_arch: "amd64",
+            digest: Some("sha256:00ff"),
+            packages: &pkgs,
+            epoch: 0,
+        };
+        let a = render(&input);
+        assert_eq!(a, render(&input));
+        let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
+        let p = &v["packages"];
+        assert_eq!(p[0]["primaryPackagePurpose"], "CONTAINER");
+        assert_eq!(
+            p[0]["externalRefs"][0]["referenceLocator"],
+            "pkg:oci/hello@sha256%3A00ff?arch=amd64"
+        );
+        assert_eq!(p[1]["licenseDeclared"], "LGPL-2.1-or-later");
+        assert_eq!(
+            p[1]["checksums"][0]["checksumValue"],
+            "000102030405060708090a0b0c0d0e0f10111213"
+        );
+        assert_eq!(
+            p[1]["externalRefs"][0]["referenceLocator"],
+            "pkg:apk/pkgbuild/glibc@2.36-r0?arch=x86_64"
+        );
+        assert_eq!(p[2]["licenseDeclared"], "NOASSERTION");
+        assert_eq!(v["relationships"].as_array().unwrap().len(), 3);
+        assert_eq!(v["creationInfo"]["created"], "1970-01-01T00:00:00Z");
+    }
+}
