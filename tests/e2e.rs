@@ -7,11 +7,9 @@
 //! what the steps recorded in them is checked; libraries and programs are
 //! installed into a fresh root and run there.
 //!
-//! `pkgbuild test` runs where it already works: the accounts and
-//! environment tests only look at the identity and the variables. The
-//! subpackage and split-library tests look for the package's files at `/`,
-//! which needs `pkgbuild test` to install the package under test into the
-//! test root (not yet: it uses a side sysroot).
+//! Then `pkgbuild test` runs as melange's harness runs `melange test`
+//! (`--pipeline-dirs`, `-r` naming the base and the output repository,
+//! `-k` its key): hermetically, with the package under test at `/`.
 
 mod util;
 
@@ -81,21 +79,42 @@ fn build(s: &Served, name: &str, out: &Path) {
     assert!(log.contains("is / for the steps"), "not hermetic:\n{log}");
 }
 
-/// `pkgbuild test tests/e2e/<name>.yaml` against `out`: the summary lines.
+/// `pkgbuild test tests/e2e/<name>.yaml` against `out`, with melange's
+/// flags: the summary lines.
 #[track_caller]
-fn test_recipe(name: &str, out: &Path) -> Vec<String> {
+fn test_recipe(s: &Served, name: &str, out: &Path) -> Vec<String> {
+    test_recipe_with(s, name, out, &[])
+}
+
+/// [`test_recipe`] with more arguments after the recipe (melange's
+/// `test RECIPE PACKAGE`).
+#[track_caller]
+fn test_recipe_with(s: &Served, name: &str, out: &Path, more: &[&str]) -> Vec<String> {
     let recipe = e2e_dir().join(format!("{name}.yaml"));
-    let res = pkgbuild(&[
-        "test".as_ref(),
-        recipe.as_os_str(),
-        "--pipeline-dir".as_ref(),
-        e2e_dir().join("pipelines").as_os_str(),
-        "--signing-key".as_ref(),
-        test_key().as_os_str(),
+    let out_url = out.to_string_lossy().into_owned();
+    let pipelines = e2e_dir().join("pipelines");
+    let url = s.url();
+    let key = public_key();
+    let mut args: Vec<&std::ffi::OsStr> = vec!["test".as_ref(), recipe.as_os_str()];
+    args.extend(more.iter().map(std::ffi::OsStr::new));
+    args.extend([
+        "--pipeline-dirs".as_ref(),
+        pipelines.as_os_str(),
+        "-r".as_ref(),
+        url.as_ref(),
+        "-r".as_ref(),
+        out_url.as_ref(),
+        "-k".as_ref(),
+        key.as_os_str(),
         "--out-dir".as_ref(),
         out.as_os_str(),
+        "--apk-cache-dir".as_ref(),
+        s.cache.path().as_os_str(),
     ]);
-    assert!(res.status.success(), "{name}.yaml tests:\n{}", show(&res));
+    let res = pkgbuild(&args);
+    let log = show(&res);
+    assert!(res.status.success(), "{name}.yaml tests:\n{log}");
+    assert!(log.contains("hermetic test:"), "not hermetic:\n{log}");
     let mut lines: Vec<String> = String::from_utf8_lossy(&res.stdout)
         .lines()
         .map(str::to_string)
@@ -156,7 +175,7 @@ fn accounts_steps_and_tests_run_as_their_run_as_user() {
     // root by default, the build account by name, a declared user by
     // number with its uid as group id: each test checks its own.
     assert_eq!(
-        test_recipe("accounts", &out),
+        test_recipe(s, "accounts", &out),
         [
             "PASS e2e-accounts-1.0.0-r0 (2 steps)",
             "PASS e2e-accounts-numeric-1.0.0-r0 (2 steps)",
@@ -231,7 +250,7 @@ fn environment_variables_reach_steps_uses_subpackages_and_tests() {
     );
     // Tests see the recipe's variables; a test's own win.
     assert_eq!(
-        test_recipe("env-vars", &out),
+        test_recipe(s, "env-vars", &out),
         [
             "PASS e2e-env-1.0.0-r0 (1 step)",
             "PASS e2e-env-sub-1.0.0-r0 (1 step)",
@@ -265,6 +284,17 @@ fn subpackage_pipelines_fill_their_packages_without_a_main_pipeline() {
     let tool = apk(&out, "e2e-parts-tool-2.0.0-r0.apk");
     assert_eq!(payload(&tool), ["usr/bin/e2e-parts-tool"]);
     assert!(field(&util::pkginfo(&tool), "depend").contains(&"e2e-parts-data".to_string()));
+    // Each subpackage's test finds its files at `/`.
+    let results = test_recipe(s, "subpackages", &out);
+    for want in [
+        "PASS e2e-parts-data-2.0.0-r0",
+        "PASS e2e-parts-tool-2.0.0-r0",
+    ] {
+        assert!(
+            results.iter().any(|l| l.starts_with(want)),
+            "{want} missing: {results:?}"
+        );
+    }
 
     // Installed into a fresh root, the tool brings the data package along.
     let root = tmp.path().join("root");
@@ -327,6 +357,27 @@ fn split_libraries_provide_the_so_names_the_program_depends_on() {
     assert!(
         dev_depends.contains(&"so:libshapes.so.1".to_string()),
         "{dev_depends:?}"
+    );
+
+    // The tests find the libraries and the program at `/`.
+    let results = test_recipe(s, "split-lib", &out);
+    for want in [
+        "PASS e2e-shapes-1.2.0-r0",
+        "PASS e2e-shapes-colors-1.2.0-r0",
+        "PASS e2e-shapes-libs-1.2.0-r0",
+    ] {
+        assert!(
+            results.iter().any(|l| l.starts_with(want)),
+            "{want} missing: {results:?}"
+        );
+    }
+
+    // melange's `test RECIPE PACKAGE`: a test-only recipe checks the
+    // program taken from the repositories.
+    let results = test_recipe_with(s, "shapes-check", &out, &["e2e-shapes"]);
+    assert!(
+        results.iter().any(|l| l.starts_with("PASS shapes-check")),
+        "{results:?}"
     );
 
     // The program alone, installed from base + output repository, pulls

@@ -92,13 +92,29 @@ pub struct EnvArgs {
     /// Also install from this repository ([@tag ]URL or directory; the
     /// index is <URL>/<arch>/APKINDEX.tar.gz). Naming any repository, here
     /// or in the recipe, makes the build hermetic.
-    #[arg(short = 'r', long = "repository-append", value_name = "URL")]
+    #[arg(
+        short = 'r',
+        long = "repository-append",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
     pub repositories: Vec<String>,
     /// Also trust this public key (file or URL) for repository indexes.
-    #[arg(short = 'k', long = "keyring-append", value_name = "KEY")]
+    #[arg(
+        short = 'k',
+        long = "keyring-append",
+        value_name = "KEY",
+        value_delimiter = ','
+    )]
     pub keyring: Vec<String>,
-    /// Also install this package (an apk dependency string).
-    #[arg(long = "package-append", value_name = "PKG")]
+    /// Also install this package (an apk dependency string; melange's
+    /// `test` spells it `--test-package-append`).
+    #[arg(
+        long = "package-append",
+        visible_alias = "test-package-append",
+        value_name = "PKG",
+        value_delimiter = ','
+    )]
     pub packages: Vec<String>,
     /// Cache of downloaded indexes and packages (keyed by checksum) and of
     /// unpacked roots. Default: <cache-dir>/apk.

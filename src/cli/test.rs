@@ -16,7 +16,10 @@ use crate::engine::{keys, BuildLog, Verbosity};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Recipe files whose packages to test, in order.
+    /// Recipe files whose packages to test, in order. As in melange,
+    /// `test RECIPE PACKAGE` (one recipe, then a name that is not a file)
+    /// tests PACKAGE, taken from the repositories, with the recipe's main
+    /// test block.
     #[arg(required = true, value_name = "RECIPE")]
     pub recipes: Vec<PathBuf>,
     /// Repository root holding the built packages in <DIR>/<arch>/.
@@ -28,8 +31,14 @@ pub struct Args {
     /// How steps run. Default: bwrap when installed, else host (with a warning).
     #[arg(long, value_enum)]
     pub runner: Option<RunnerArg>,
-    /// Extra directory of pipelines, searched before the built-ins.
-    #[arg(long = "pipeline-dir", value_name = "DIR")]
+    /// Extra directory of pipelines, searched before the built-ins
+    /// (repeatable; melange's `--pipeline-dirs` takes a comma list).
+    #[arg(
+        long = "pipeline-dir",
+        visible_alias = "pipeline-dirs",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
     pub pipeline_dirs: Vec<PathBuf>,
     /// Files copied into each test's workspace (fixtures). Default: the
     /// recipe's folder (or its <package-name>/ subfolder when there is one).
@@ -43,12 +52,23 @@ pub struct Args {
     /// ~/.config/pkgbuild/keys.
     #[arg(long, value_name = "KEY")]
     pub signing_key: Option<PathBuf>,
-    /// KEY=VALUE file whose values reach the steps.
-    #[arg(long, value_name = "FILE")]
-    pub env_file: Option<PathBuf>,
-    /// Enable a build option declared in the recipe's `options:`.
-    #[arg(long = "build-option", value_name = "NAME")]
+    /// KEY=VALUE file whose values reach the steps (repeatable; a later
+    /// file wins).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Enable a build option declared in the recipe's `options:` (also
+    /// melange's `--test-option`).
+    #[arg(
+        long = "build-option",
+        visible_alias = "test-option",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
     pub build_options: Vec<String>,
+    /// Kill a package's test (with everything it started) after this
+    /// long: 90s, 45m, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration::parse)]
+    pub timeout: Option<std::time::Duration>,
     /// Allow network access inside the sandbox.
     #[arg(long)]
     pub network: bool,
@@ -71,9 +91,20 @@ fn env_var(k: &str) -> Option<String> {
 /// half of `--signing-key`, or the default key directory `build` uses.
 fn trusted(args: &Args) -> anyhow::Result<Vec<TrustedKey>> {
     let input = |e: anyhow::Error| crate::cli::input_error(e);
+    // melange's harness trusts the output repository with `-k KEY.pub`.
+    let mut appended = Vec::new();
+    for k in &args.env.keyring {
+        let spec = k.strip_prefix("file://").unwrap_or(k);
+        if !spec.contains("://") {
+            appended.push(
+                TrustedKey::from_file(std::path::Path::new(spec)).map_err(|e| input(e.into()))?,
+            );
+        }
+    }
     if let Some(k) = &args.signing_key {
         let key = crate::apk::sign::SigningKey::load(k).map_err(|e| input(e.into()))?;
-        return Ok(vec![TrustedKey::of(&key)]);
+        appended.push(TrustedKey::of(&key));
+        return Ok(appended);
     }
     let (dir, given) = match &args.keys_dir {
         Some(d) => (d.clone(), true),
@@ -88,28 +119,30 @@ fn trusted(args: &Args) -> anyhow::Result<Vec<TrustedKey>> {
             dir.display()
         )));
     }
-    let keys = if dir.is_dir() {
+    let mut keys = if dir.is_dir() {
         t::keys_in_dir(&dir).map_err(input)?
     } else {
         Vec::new()
     };
+    keys.extend(appended);
     if keys.is_empty() {
         return Err(input(anyhow::anyhow!(
-            "no public keys (*.pub) in {}: pass --keys-dir DIR or --signing-key KEY (the key the packages were built with)",
+            "no public keys (*.pub) in {}: pass --keys-dir DIR, --signing-key KEY (the key the packages were built with) or -k KEY.pub",
             dir.display()
         )));
     }
     Ok(keys)
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let input = |e: anyhow::Error| crate::cli::input_error(e);
+    let package = split_package(&mut args.recipes);
     let arch = crate::cli::resolve_arch(args.arch.as_deref())?;
     let runner = crate::cli::resolve_runner(args.runner, "test")?;
-    let secret_env = match &args.env_file {
-        Some(p) => parse_env_file(p).map_err(input)?,
-        None => BTreeMap::new(),
-    };
+    let mut secret_env = BTreeMap::new();
+    for p in &args.env_files {
+        secret_env.extend(parse_env_file(p).map_err(input)?);
+    }
     let trusted = trusted(&args)?;
     let cache_dir = crate::cli::cache_dir(args.cache_dir.as_deref())?;
     let apk = args.env.apk(&cache_dir);
@@ -131,13 +164,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 pipeline_dirs: args.pipeline_dirs.clone(),
                 build_options: args.build_options.clone(),
                 secret_env: secret_env.clone(),
-                env_file: args.env_file.clone(),
+                env_files: args.env_files.clone(),
                 network: args.network,
                 trace: args.debug,
                 trusted: trusted.clone(),
                 cache_dir: cache_dir.clone(),
                 extra: args.env.extra(),
                 apk: apk.clone(),
+                package: package.clone(),
+                timeout: args.timeout,
             };
             let compiled = t::compile(&opts)?;
             Ok((opts, compiled))
@@ -161,4 +196,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::errln!("error: {why}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// melange's `test RECIPE PACKAGE`: a second argument that is not a file
+/// and does not look like one names the package to test.
+fn split_package(recipes: &mut Vec<PathBuf>) -> Option<String> {
+    if recipes.len() != 2 {
+        return None;
+    }
+    let second = &recipes[1];
+    let looks_like_recipe = second.is_file()
+        || second
+            .extension()
+            .is_some_and(|x| x == "yaml" || x == "yml");
+    if looks_like_recipe {
+        return None;
+    }
+    recipes.pop().map(|p| p.to_string_lossy().into_owned())
 }

@@ -55,8 +55,8 @@ pub struct TestOptions {
     pub build_options: Vec<String>,
     /// Values from `--env-file`: reach the steps.
     pub secret_env: BTreeMap<String, String>,
-    /// The env file itself, kept out of the workspace copy.
-    pub env_file: Option<PathBuf>,
+    /// The env files themselves, kept out of the workspace copy.
+    pub env_files: Vec<PathBuf>,
     pub network: bool,
     /// Trace every command of every step (`set -x`), as `melange test --debug`.
     pub trace: bool,
@@ -70,6 +70,12 @@ pub struct TestOptions {
     pub extra: ExtraContents,
     /// Fetching packages (cache, offline, lock file) for hermetic tests.
     pub apk: ApkOptions,
+    /// melange's `test RECIPE PACKAGE`: the main package's test runs
+    /// against this package (an apk dependency string) from the
+    /// repositories, instead of the version this recipe builds.
+    pub package: Option<String>,
+    /// Each package's test must end within this (`--timeout`).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// How one package's test ended.
@@ -203,7 +209,7 @@ pub fn run(
                     pkg.full_version,
                     opts.arch.apk()
                 ));
-                test_package(opts, &workspace, &src_dir, pkg, t, log)?
+                test_package(opts, &workspace, &src_dir, &plan, pkg, t, log)?
             }
         };
         done(result(pkg, outcome), &mut results);
@@ -239,6 +245,25 @@ fn test_contents(name: &str, pinned: String, t: &TestPlan) -> plan::Contents {
 /// `-k` and `--package-append`. Hermetic when it names a repository.
 pub fn test_request(pkg: &PackagePlan, t: &TestPlan, extra: &ExtraContents) -> guest::Request {
     super::guest_request(&test_contents(&pkg.name, pinned(pkg), t), extra)
+}
+
+/// [`test_request`] with the package under test replaced by `under_test`
+/// (melange's `test RECIPE PACKAGE`): taken from the repositories as any
+/// other request, not pinned to what this recipe builds.
+fn request_for(pkg: &PackagePlan, t: &TestPlan, opts: &TestOptions, main: bool) -> guest::Request {
+    match (&opts.package, main) {
+        (Some(p), true) => {
+            let name = p
+                .parse::<crate::apk::dep::Dep>()
+                .map_or_else(|_| p.clone(), |d| d.name);
+            let mut c = t.environment.contents.clone();
+            c.packages
+                .retain(|x| x.trim() != pkg.name && x.trim() != name);
+            c.packages.insert(0, p.clone());
+            super::guest_request(&c, &opts.extra)
+        }
+        _ => test_request(pkg, t, &opts.extra),
+    }
 }
 
 /// Index records of the packages `plan` builds, from what the recipe
@@ -289,6 +314,7 @@ fn test_package(
     opts: &TestOptions,
     workspace: &Workspace,
     src_dir: &Path,
+    plan: &Plan,
     pkg: &PackagePlan,
     t: &TestPlan,
     log: &BuildLog,
@@ -301,9 +327,18 @@ fn test_package(
             .with_context(|| format!("{}: cannot clear workspace", ws_dir.display()))?;
     }
     fs::create_dir_all(ws_dir)?;
-    let request = test_request(pkg, t, &opts.extra);
+    let main = std::ptr::eq(pkg, &plan.packages[0]);
+    let request = request_for(pkg, t, opts, main);
+    let given = opts.package.is_some() && main;
+    if given && !request.is_hermetic() {
+        return Ok(Outcome::Fail(format!(
+            "{}: testing {} needs a repository to install it from (-r or the test's environment.contents.repositories)",
+            pkg.name,
+            opts.package.as_deref().unwrap_or_default()
+        )));
+    }
     let env = if request.is_hermetic() {
-        guest_environment(opts, workspace, pkg, &request).map(TestEnv::Guest)
+        guest_environment(opts, workspace, pkg, &request, given).map(TestEnv::Guest)
     } else {
         environment(opts, workspace, pkg, t).and_then(|env| {
             let visible = env
@@ -332,13 +367,13 @@ fn test_package(
     }
     if src_dir.is_dir() {
         let mut exclude = vec![opts.out_dir.clone(), opts.cache_dir.clone()];
-        exclude.extend(opts.env_file.clone());
+        exclude.extend(opts.env_files.iter().cloned());
         workspace::copy_source(src_dir, ws_dir, &exclude).with_context(|| {
             format!("{}: cannot copy sources into workspace", src_dir.display())
         })?;
     }
     let identity =
-        accounts::identity(&t.environment, &Default::default()).map_err(crate::cli::input_error)?;
+        accounts::identity(&t.environment, &plan.capabilities).map_err(crate::cli::input_error)?;
     let mut config = SandboxConfig {
         workspace: ws_dir.to_path_buf(),
         build_root: match opts.runner {
@@ -349,7 +384,10 @@ fn test_package(
         ro_binds: Vec::new(),
         base_env: BTreeMap::new(),
         timeout: None,
-        deadline: None,
+        deadline: opts.timeout.map(|limit| sandbox::Deadline {
+            at: std::time::Instant::now() + limit,
+            limit,
+        }),
         guest_root: None,
         rw_binds: Vec::new(),
         identity,
@@ -375,7 +413,12 @@ fn test_package(
         }
     }
     config.base_env.extend(opts.secret_env.clone());
-    let runner = sandbox::new_runner(opts.runner, config)?;
+    // A root the steps cannot run in (no shell) fails this package's
+    // test, not the whole run.
+    let runner = match sandbox::new_runner(opts.runner, config) {
+        Ok(r) => r,
+        Err(e) => return Ok(Outcome::Fail(format!("{}: {e}", pkg.name))),
+    };
     let flat = steps::flatten(&t.steps, "test", &|_| BTreeMap::new());
     let total = flat.len();
     for (i, FlatStep { label, step, .. }) in flat.iter().enumerate() {
@@ -408,6 +451,7 @@ fn guest_environment(
     workspace: &Workspace,
     pkg: &PackagePlan,
     request: &guest::Request,
+    given: bool,
 ) -> anyhow::Result<guest::GuestEnv> {
     if opts.runner != RunnerKind::Bwrap {
         anyhow::bail!(
@@ -424,7 +468,7 @@ fn guest_environment(
         )
     };
     let file = out_repo.join(format!("{}-{}.apk", pkg.name, pkg.full_version));
-    if !file.is_file() || !out_repo.join("APKINDEX.tar.gz").is_file() {
+    if !given && (!file.is_file() || !out_repo.join("APKINDEX.tar.gz").is_file()) {
         return Err(not_built());
     }
     let lock_path = opts
@@ -461,7 +505,7 @@ fn guest_environment(
         .installed
         .iter()
         .any(|i| i.name == pkg.name && i.version == pkg.full_version && i.repository == out_url);
-    if !from_out {
+    if !from_out && !given {
         return Err(not_built());
     }
     Ok(env)
