@@ -18,6 +18,7 @@ pub mod keygen;
 pub mod lint;
 pub mod lock;
 pub mod pack;
+pub mod root;
 pub mod sign;
 pub mod test;
 pub mod verify;
@@ -45,6 +46,9 @@ pub enum Command {
     PackageVersion(compile::PackageVersionArgs),
     /// Resolve recipes' build environments into <recipe>.lock.json files.
     Lock(lock::Args),
+    /// Install packages from signed repositories into a fresh root, as
+    /// `apk add --root DIR --initdb` does.
+    Root(root::Args),
     /// Check recipes (and finished .apk files) without building.
     Lint(lint::Args),
     /// Create an RSA signing key pair.
@@ -205,6 +209,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::PackageVersion(a) => compile::run_package_version(a),
         Command::Lint(a) => lint::run(a),
         Command::Lock(a) => lock::run(a),
+        Command::Root(a) => root::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Index(a) => index::run(a),
         Command::Sign(a) => sign::run(a),
