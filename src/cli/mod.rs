@@ -21,6 +21,7 @@ pub mod limits;
 pub mod lint;
 pub mod lock;
 pub mod pack;
+pub mod root;
 pub mod sign;
 pub mod test;
 pub mod verify;
@@ -50,6 +51,9 @@ pub enum Command {
     Image(image::Args),
     /// Resolve recipes' build environments into <recipe>.lock.json files.
     Lock(lock::Args),
+    /// Install packages from signed repositories into a fresh root, as
+    /// `apk add --root DIR --initdb` does.
+    Root(root::Args),
     /// Check recipes (and finished .apk files) without building.
     Lint(lint::Args),
     /// Create an RSA signing key pair.
@@ -233,6 +237,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Lint(a) => lint::run(a),
         Command::Image(a) => image::run(a),
         Command::Lock(a) => lock::run(a),
+        Command::Root(a) => root::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Index(a) => index::run(a),
         Command::Sign(a) => sign::run(a),
