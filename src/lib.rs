@@ -18,6 +18,7 @@ pub mod arch;
 pub mod atomic;
 pub mod cli;
 pub mod engine;
+pub mod error;
 pub mod image;
 pub mod install;
 pub mod lockdir;

@@ -5,7 +5,6 @@
 //! Exit codes: 0 success, 1 a build/verification failure, 2 bad input
 //! (usage, recipe or plan errors) detected before anything ran.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -71,23 +70,7 @@ pub enum Command {
     Pack(pack::Args),
 }
 
-/// An error in what the user gave us (flags, recipe, plan), reported with
-/// exit code 2 so scripts can tell it from a failed build.
-#[derive(Debug)]
-pub struct InputError(pub anyhow::Error);
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.0)
-    }
-}
-
-impl std::error::Error for InputError {}
-
-/// Mark an error as the user's input being wrong (exit code 2).
-pub fn input_error(e: impl Into<anyhow::Error>) -> anyhow::Error {
-    anyhow::Error::new(InputError(e.into()))
-}
+pub use crate::error::{input_error, InputError};
 
 /// Where a build environment's packages come from, beyond the recipe
 /// (melange's flags), shared by `build`, `test` and `lock`.
@@ -219,7 +202,7 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             crate::errln!("error: {err:#}");
-            if err.downcast_ref::<InputError>().is_some() {
+            if crate::error::is_input_error(&err) {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)

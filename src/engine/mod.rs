@@ -191,7 +191,7 @@ pub fn compile_plan(opts: &BuildOptions) -> anyhow::Result<Plan> {
         RunnerKind::Host => {
             // The name is needed before compiling: the build root is part
             // of the plan (targets.destdir and friends).
-            let id = plan::package_version(&opts.recipe).map_err(crate::cli::input_error)?;
+            let id = plan::package_version(&opts.recipe).map_err(crate::error::input_error)?;
             let name = id.rsplitn(3, '-').nth(2).unwrap_or(&id);
             workspace::fixed_dir(name, opts.arch.apk())
                 .to_string_lossy()
@@ -205,9 +205,9 @@ pub fn compile_plan(opts: &BuildOptions) -> anyhow::Result<Plan> {
         vars_file: opts.vars_file.clone(),
         build_root,
     };
-    let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::cli::input_error)?;
+    let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::error::input_error)?;
     let refuse =
-        |e: String| crate::cli::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display()));
+        |e: String| crate::error::input_error(anyhow::anyhow!("{}: {e}", opts.recipe.display()));
     check_apk_metadata(&plan).map_err(refuse)?;
     // The recipe embedded in every package is written after the build;
     // a plan it cannot express is refused before any step runs.
@@ -372,7 +372,7 @@ pub fn build_plan(
         rw_binds.push((shared, "/var/cache/melange".to_string()));
     }
     let identity = accounts::identity(&plan.environment, &plan.capabilities)
-        .map_err(|e| crate::cli::input_error(e.context(opts.recipe.display().to_string())))?;
+        .map_err(|e| crate::error::input_error(e.context(opts.recipe.display().to_string())))?;
     let mut base_env: BTreeMap<String, String> = env.base_env.clone();
     base_env.insert("SOURCE_DATE_EPOCH".into(), opts.epoch.to_string());
     base_env.extend(opts.secret_env.clone());
@@ -500,7 +500,7 @@ fn prepare_guest(
         .clone()
         .or_else(|| Some(lockfile::default_path(&opts.recipe)).filter(|p| p.is_file()));
     let lock = match &lock_path {
-        Some(p) => Some(lockfile::LockFile::read(p).map_err(crate::cli::input_error)?),
+        Some(p) => Some(lockfile::LockFile::read(p).map_err(crate::error::input_error)?),
         None => None,
     };
     let locked = match (&lock_path, &lock) {

@@ -140,9 +140,9 @@ pub fn compile(opts: &TestOptions) -> anyhow::Result<Prepared> {
         vars_file: None,
         build_root,
     };
-    let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::cli::input_error)?;
+    let plan = plan::compile(&opts.recipe, &compile_opts).map_err(crate::error::input_error)?;
     if plan.packages.is_empty() {
-        return Err(crate::cli::input_error(anyhow::anyhow!(
+        return Err(crate::error::input_error(anyhow::anyhow!(
             "{}: recipe defines no package",
             opts.recipe.display()
         )));
@@ -373,7 +373,7 @@ fn test_package(
         })?;
     }
     let identity =
-        accounts::identity(&t.environment, &plan.capabilities).map_err(crate::cli::input_error)?;
+        accounts::identity(&t.environment, &plan.capabilities).map_err(crate::error::input_error)?;
     let mut config = SandboxConfig {
         workspace: ws_dir.to_path_buf(),
         build_root: match opts.runner {

@@ -237,7 +237,7 @@ pub fn build(cfg: &ImageConfig, opts: &Options, log: &mut dyn FnMut(&str)) -> Re
         .clone()
         .or_else(|| Some(lockfile::default_path(&cfg.file)).filter(|p| p.is_file()));
     let lock = match &lock_path {
-        Some(p) => Some(LockFile::read(p).map_err(crate::cli::input_error)?),
+        Some(p) => Some(LockFile::read(p).map_err(crate::error::input_error)?),
         None => None,
     };
     let client = opts.apk.client()?;
