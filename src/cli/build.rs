@@ -1,20 +1,17 @@
-//! `pkgbuild build`: flags → `engine::BuildOptions`, one build per recipe.
-//! Every recipe is compiled before anything runs (all recipe errors are
-//! reported, exit code 2); then the recipes build in dependency order
-//! (`engine::multi`), up to `--jobs` at a time, and a summary of what was
-//! built, failed and skipped ends the run.
+//! `pkgbuild build`: flags → `engine::batch::BatchOptions`, a reporter
+//! (the terminal, plus the `--json` document when asked), one engine call
+//! (`engine::batch::build_recipes`), and its report → the exit code.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
 use crate::arch::Arch;
-use crate::engine::multi::{self, Outcome, Skip};
-use crate::engine::{self, epoch, keys, BuildError, BuildLog, BuildOptions, Verbosity};
-use crate::plan::Plan;
+use crate::engine::batch::{self, BatchOptions};
+use crate::engine::report::{self, JsonReporter, Reporter, TerminalReporter};
+use crate::engine::{keys, BuildOptions, Verbosity};
 use crate::sandbox::RunnerKind;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,9 +129,15 @@ pub struct Args {
     /// Print debug output.
     #[arg(long)]
     pub debug: bool,
-    /// Print only errors and the produced files.
+    /// Print only errors and the produced files (the default signing
+    /// key's notice only the first time).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Write the results as one JSON document to FILE (`-`: stdout; the
+    /// produced files' paths then go to stderr). Format: README, "Results
+    /// for CI".
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     #[command(flatten)]
     pub env: crate::cli::EnvArgs,
 }
@@ -212,24 +215,40 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     }
     let cache_dir = crate::cli::cache_dir(args.cache_dir.as_deref())?;
 
-    // Everything is compiled for every architecture before anything runs,
-    // and every broken recipe is reported, not only the first.
-    let mut runs = Vec::new();
-    for &arch in &archs {
-        runs.push(compile_all(&args, arch, runner, &cache_dir, &secret_env)?);
-    }
+    let verbosity = if args.quiet {
+        Verbosity::Quiet
+    } else if args.debug {
+        Verbosity::Debug
+    } else {
+        Verbosity::Normal
+    };
+    let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    let terminal = TerminalReporter::new(verbosity).stdout_taken(json_to_stdout);
+    let json = JsonReporter::new(&terminal);
+    let reporter: &dyn Reporter = if args.json.is_some() {
+        &json
+    } else {
+        &terminal
+    };
+    let mut common = options(&args, runner, &cache_dir, secret_env);
     let (key, key_files) = signing_key(&args)?;
-    let mut failed = false;
-    for mut run in runs {
-        for u in &mut run.units {
-            u.opts.key_files = key_files.clone();
-        }
-        if archs.len() > 1 && !args.quiet {
-            crate::errln!("==> building for {}", run.arch.apk());
-        }
-        failed |= build_all(&args, &run, &key);
+    common.key_files = key_files;
+    let batch = BatchOptions {
+        recipes: args.recipes.clone(),
+        archs: archs.clone(),
+        jobs: args.jobs,
+        keep_going: args.keep_going,
+        skip_existing: args.skip_existing,
+        build_date: args.build_date.clone(),
+        verbosity,
+        common,
+    };
+    let report = batch::build_recipes(&batch, &key, reporter)?;
+    if let Some(dest) = &args.json {
+        let doc = json.document("build", &archs, report.duration);
+        report::json::write(dest, &doc)?;
     }
-    Ok(if failed {
+    Ok(if report.failed() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -256,113 +275,6 @@ fn resolve_archs(flags: &[String]) -> anyhow::Result<Vec<Arch>> {
     Ok(out)
 }
 
-/// The recipes of one architecture, compiled and ordered.
-struct ArchRun {
-    arch: Arch,
-    units: Vec<Unit>,
-    edges: Vec<Vec<multi::Edge>>,
-    deps: Vec<Vec<usize>>,
-}
-
-fn compile_all(
-    args: &Args,
-    arch: Arch,
-    runner: RunnerKind,
-    cache_dir: &Path,
-    secret_env: &BTreeMap<String, String>,
-) -> anyhow::Result<ArchRun> {
-    let input = |e: anyhow::Error| crate::cli::input_error(e);
-    let mut units = Vec::new();
-    let mut errors = Vec::new();
-    for recipe in &args.recipes {
-        match unit(args, recipe, arch, runner, cache_dir, secret_env) {
-            Ok(u) => units.push(u),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(recipe_errors(errors, args.recipes.len()));
-    }
-    check_unique_packages(&units).map_err(input)?;
-    let plans: Vec<&Plan> = units.iter().map(|u| &u.plan).collect();
-    let offers: Vec<bool> = plans.iter().map(|p| p.builds_for_arch).collect();
-    let edges = multi::dependencies(&plans, &offers);
-    let deps: Vec<Vec<usize>> = edges
-        .iter()
-        .map(|e| e.iter().map(|e| e.on).collect())
-        .collect();
-    if let Some(cycle) = multi::find_cycle(&deps) {
-        return Err(input(cycle_error(&units, &edges, &cycle)));
-    }
-    Ok(ArchRun {
-        arch,
-        units,
-        edges,
-        deps,
-    })
-}
-
-/// Build one architecture's recipes in dependency order; true when a
-/// build failed.
-fn build_all(args: &Args, run: &ArchRun, key: &crate::apk::sign::SigningKey) -> bool {
-    let ArchRun {
-        arch,
-        units,
-        edges,
-        deps,
-    } = run;
-    let verbosity = if args.quiet {
-        Verbosity::Quiet
-    } else if args.debug {
-        Verbosity::Debug
-    } else {
-        Verbosity::Normal
-    };
-
-    let preset = decided_before_the_run(units, args, *arch);
-    let jobs = match args.jobs {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let to_build = preset.iter().filter(|p| p.is_none()).count();
-    if units.len() > 1 && verbosity != Verbosity::Quiet {
-        announce(units, edges, deps, &preset, jobs);
-    }
-    // Builds sharing the terminal tag their messages with the package.
-    let tagged = jobs > 1 && to_build > 1;
-    let many = units.len() > 1;
-    let report = multi::run(deps, preset, jobs, args.keep_going, |i| {
-        let u = &units[i];
-        let log = if tagged {
-            BuildLog::tagged(verbosity, u.name())
-        } else {
-            BuildLog::new(verbosity)
-        };
-        match engine::build_plan(&u.opts, &u.plan, key, &log) {
-            Ok(summary) => {
-                let mut out = std::io::stdout().lock();
-                for p in &summary.packages {
-                    let _ = writeln!(out, "{}", p.display());
-                }
-                Ok(())
-            }
-            Err(e) => {
-                if many {
-                    crate::errln!("error: {}: {e:#}", u.id);
-                } else {
-                    crate::errln!("error: {e:#}");
-                }
-                Err(failure_reason(&e))
-            }
-        }
-    });
-    print_summary(units, &report);
-    report
-        .outcomes
-        .iter()
-        .any(|o| matches!(o, Outcome::Failed(_)))
-}
-
 /// `--signing-key`, else the default key (created once); with the key's
 /// files, which must never reach a workspace.
 fn signing_key(args: &Args) -> anyhow::Result<(crate::apk::sign::SigningKey, Vec<PathBuf>)> {
@@ -380,80 +292,48 @@ fn signing_key(args: &Args) -> anyhow::Result<(crate::apk::sign::SigningKey, Vec
             if k.created {
                 crate::errln!("created signing key {}", k.private_path.display());
             }
-            crate::errln!(
-                "signing with {} — to trust it: cp {} /etc/apk/keys/",
-                k.private_path.display(),
-                k.public_path.display()
-            );
+            // `-q` says it once per key: the marker beside the key
+            // remembers that it was said.
+            let mut marker = k.private_path.clone().into_os_string();
+            marker.push(".noticed");
+            let marker = PathBuf::from(marker);
+            if !args.quiet || !marker.exists() {
+                crate::errln!(
+                    "signing with {} — to trust it: cp {} /etc/apk/keys/",
+                    k.private_path.display(),
+                    k.public_path.display()
+                );
+                // Best effort: without the marker the notice comes again.
+                let _ = crate::atomic::write(&marker, 0o644, b"");
+            }
             (k.key, vec![k.private_path, k.public_path])
         }
     })
 }
 
-/// Recipes skipped before anything runs: not for this architecture, or
-/// (`--skip-existing`) with every package file already published.
-fn decided_before_the_run(units: &[Unit], args: &Args, arch: Arch) -> Vec<Option<Outcome>> {
-    let arch_dir = args.out_dir.join(arch.apk());
-    units
-        .iter()
-        .map(|u| {
-            if !u.plan.builds_for_arch {
-                let why = engine::skip_reason(&u.plan, arch);
-                Some(Outcome::Skipped(Skip::Arch(why)))
-            } else if args.skip_existing
-                && engine::package_files(&u.plan)
-                    .iter()
-                    .all(|f| arch_dir.join(f).is_file())
-            {
-                Some(Outcome::Skipped(Skip::UpToDate))
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
-/// One recipe, compiled, with the options it builds with.
-struct Unit {
-    recipe: PathBuf,
-    /// `name-version-rN` of the main package.
-    id: String,
-    opts: BuildOptions,
-    plan: Plan,
-}
-
-impl Unit {
-    fn name(&self) -> &str {
-        self.plan.packages.first().map_or("", |p| p.name.as_str())
-    }
-}
-
-fn unit(
+/// What every recipe builds with; the engine sets recipe, arch and epoch.
+fn options(
     args: &Args,
-    recipe: &Path,
-    arch: Arch,
     runner: RunnerKind,
     cache_dir: &Path,
-    secret_env: &BTreeMap<String, String>,
-) -> anyhow::Result<Unit> {
-    let (epoch, _) = epoch::resolve(args.build_date.as_deref(), env_var, recipe)
-        .map_err(crate::cli::input_error)?;
-    let opts = BuildOptions {
-        recipe: recipe.to_path_buf(),
+    secret_env: BTreeMap<String, String>,
+) -> BuildOptions {
+    BuildOptions {
+        recipe: PathBuf::new(),
         out_dir: args.out_dir.clone(),
-        arch,
+        arch: Arch::X86_64,
         runner,
         source_dir: args.source_dir.clone(),
         cache_dir: cache_dir.to_path_buf(),
         pipeline_dirs: args.pipeline_dirs.clone(),
         build_options: args.build_options.clone(),
         vars_file: args.vars_file.clone(),
-        secret_env: secret_env.clone(),
+        secret_env,
         env_files: args.env_files.clone(),
         key_files: Vec::new(),
         network: args.network,
         keep_workspace: args.keep_workspace || !args.cleanup,
-        epoch,
+        epoch: 0,
         legacy_sha1_signature: args.legacy_sha1_signature,
         description: None,
         extra: args.env.extra(),
@@ -465,183 +345,5 @@ fn unit(
         lint_require: args.lint_require.clone(),
         lint_warn: args.lint_warn.clone(),
         git_commit: args.git_commit.clone(),
-    };
-    let plan = engine::compile_plan(&opts)?;
-    let id = plan
-        .packages
-        .first()
-        .map(|m| format!("{}-{}", m.name, m.full_version))
-        .unwrap_or_default();
-    Ok(Unit {
-        recipe: recipe.to_path_buf(),
-        id,
-        opts,
-        plan,
-    })
-}
-
-/// One recipe's error as it was; several are each printed and summed up.
-fn recipe_errors(mut errors: Vec<anyhow::Error>, total: usize) -> anyhow::Error {
-    if errors.len() == 1 && total == 1 {
-        return errors.remove(0);
     }
-    // A bad --build-date or SOURCE_DATE_EPOCH is the same error for every
-    // recipe: said once.
-    let mut said = std::collections::BTreeSet::new();
-    for e in &errors {
-        let text = format!("{e:#}");
-        if said.insert(text.clone()) {
-            crate::errln!("error: {text}");
-        }
-    }
-    crate::cli::input_error(anyhow::anyhow!(
-        "{} of {total} recipes have errors; nothing was built",
-        errors.len()
-    ))
-}
-
-/// Two recipes publishing one package name would overwrite each other.
-/// Recipes not built for the architecture do not count (per-architecture
-/// variants of one package are a common layout).
-fn check_unique_packages(units: &[Unit]) -> anyhow::Result<()> {
-    let mut owner: BTreeMap<&str, &Path> = BTreeMap::new();
-    for u in units.iter().filter(|u| u.plan.builds_for_arch) {
-        for p in &u.plan.packages {
-            if let Some(first) = owner.insert(&p.name, &u.recipe) {
-                bail!(
-                    "package {} is produced by both {} and {}",
-                    p.name,
-                    first.display(),
-                    u.recipe.display()
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-fn cycle_error(units: &[Unit], edges: &[Vec<multi::Edge>], cycle: &[usize]) -> anyhow::Error {
-    let steps: Vec<String> = cycle
-        .iter()
-        .enumerate()
-        .map(|(k, &i)| {
-            let next = cycle[(k + 1) % cycle.len()];
-            let entry = edges[i]
-                .iter()
-                .find(|e| e.on == next)
-                .map_or("", |e| e.entry.as_str());
-            format!(
-                "{} needs {entry} from {}",
-                units[i].recipe.display(),
-                units[next].recipe.display()
-            )
-        })
-        .collect();
-    anyhow::anyhow!(
-        "dependency cycle between recipes: {}; break it by building one of them without the other's package first",
-        steps.join(", ")
-    )
-}
-
-/// The plan of the run: order, jobs, and what waits for what.
-fn announce(
-    units: &[Unit],
-    edges: &[Vec<multi::Edge>],
-    deps: &[Vec<usize>],
-    preset: &[Option<Outcome>],
-    jobs: usize,
-) {
-    let order: Vec<&str> = multi::order(deps)
-        .into_iter()
-        .filter(|&i| preset[i].is_none())
-        .map(|i| units[i].id.as_str())
-        .collect();
-    crate::errln!(
-        "==> {} recipes, {} to build, up to {jobs} at a time, in dependency order: {}",
-        units.len(),
-        order.len(),
-        order.join(", ")
-    );
-    for (i, e) in edges.iter().enumerate() {
-        if preset[i].is_some() || e.is_empty() {
-            continue;
-        }
-        let on: Vec<String> = e
-            .iter()
-            .map(|e| format!("{} ({})", units[e.on].id, e.entry))
-            .collect();
-        crate::errln!("==> {} waits for {}", units[i].id, on.join(", "));
-    }
-}
-
-/// The short reason of a failure for the summary: the failed step when
-/// there is one, else the first line of the error.
-fn failure_reason(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<BuildError>() {
-        Some(BuildError::StepFailed {
-            package,
-            step,
-            status,
-            ..
-        }) => format!("step {package}/{step}: {status}"),
-        Some(BuildError::Lint { package, count, .. }) => {
-            format!("{package}: {count} required lint check(s) failed")
-        }
-        None => {
-            let text = format!("{e:#}");
-            let line = text.lines().next().unwrap_or("").trim();
-            match line.char_indices().nth(160) {
-                Some((cut, _)) => format!("{}...", &line[..cut]),
-                None => line.to_string(),
-            }
-        }
-    }
-}
-
-/// The table that ends every run: what was built, what failed and where,
-/// what was skipped and why. Recipes that started come in the order they
-/// started, then the rest in the order given.
-fn print_summary(units: &[Unit], report: &multi::Report) {
-    let mut rows: Vec<usize> = report.started.clone();
-    rows.extend((0..units.len()).filter(|i| !report.started.contains(i)));
-    let count = |f: fn(&Outcome) -> bool| report.outcomes.iter().filter(|o| f(o)).count();
-    let mut text = format!(
-        "==> summary: {} built, {} failed, {} skipped\n",
-        count(|o| matches!(o, Outcome::Built)),
-        count(|o| matches!(o, Outcome::Failed(_))),
-        count(|o| matches!(o, Outcome::Skipped(_))),
-    );
-    let id_w = units.iter().map(|u| u.id.len()).max().unwrap_or(0);
-    let recipe_w = units
-        .iter()
-        .map(|u| u.recipe.display().to_string().len())
-        .max()
-        .unwrap_or(0);
-    for i in rows {
-        let (status, detail) = match &report.outcomes[i] {
-            Outcome::Built => ("built", String::new()),
-            Outcome::Failed(why) => ("failed", why.clone()),
-            Outcome::Skipped(Skip::Arch(why)) => ("skipped", why.clone()),
-            Outcome::Skipped(Skip::UpToDate) => (
-                "skipped",
-                "up to date (every package file is already in the repository)".to_string(),
-            ),
-            Outcome::Skipped(Skip::DependencyFailed(j)) => {
-                ("skipped", format!("dependency failed: {}", units[*j].id))
-            }
-            Outcome::Skipped(Skip::NotReached) => (
-                "skipped",
-                "not reached (the run stopped after a failure; --keep-going builds what does not need it)"
-                    .to_string(),
-            ),
-        };
-        let line = format!(
-            "  {status:<7}  {:<id_w$}  {:<recipe_w$}  {detail}",
-            units[i].id,
-            units[i].recipe.display().to_string()
-        );
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

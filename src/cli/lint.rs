@@ -12,6 +12,7 @@
 //!
 //! Exit code: 2 if any recipe failed to compile, else 1 if any package has
 //! a required-level finding or cannot be read, else 0 (warnings alone pass).
+//! `--json FILE` also writes every file's result as one JSON document.
 
 use std::fs::File;
 use std::io::Read;
@@ -20,9 +21,11 @@ use std::process::ExitCode;
 
 use crate::cli::compile::CompileFlags;
 use crate::cli::input_error;
+use crate::engine::report;
 use crate::meta::apk_lint;
 use crate::meta::lint::{self, Level};
 use crate::plan;
+use serde_json::{json, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -45,6 +48,10 @@ pub struct Args {
     /// Without it signatures are not checked, and lint says so.
     #[arg(long, value_name = "DIR")]
     pub keys_dir: Option<PathBuf>,
+    /// Write the results as one JSON document to FILE (`-`: stdout; the
+    /// findings' lines then go to stderr).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     #[command(flatten)]
     pub limits: crate::cli::limits::LimitArgs,
     #[command(flatten)]
@@ -79,6 +86,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         keys_dir: args.keys_dir.as_deref(),
     };
     let opts = args.flags.options()?;
+    let started = std::time::Instant::now();
+    let out = Out {
+        to_stderr: args.json.as_deref() == Some(Path::new("-")),
+    };
+    let mut entries: Vec<Value> = Vec::new();
     let mut packages = 0usize;
     let mut recipes_failed = 0usize;
     let mut recipes = 0usize;
@@ -86,16 +98,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for f in &args.files {
         if is_package(f) {
             packages += 1;
-            if !lint_package(f, &apk_opts) {
+            let (ok, entry) = lint_package(f, &apk_opts, &out);
+            if !ok {
                 packages_failed += 1;
             }
+            entries.push(entry);
             continue;
         }
         recipes += 1;
-        if let Err(e) = plan::compile(f, &opts) {
+        let error = plan::compile(f, &opts).err().map(|e| {
             crate::errln!("{e}");
             recipes_failed += 1;
-        }
+            e.to_string()
+        });
+        entries.push(json!({
+            "path": f.to_string_lossy(),
+            "kind": "recipe",
+            "status": if error.is_some() { "failed" } else { "ok" },
+            "error": error,
+            "findings": [],
+            "disabled_by_package": [],
+        }));
     }
     if packages > 0 && args.keys_dir.is_none() {
         crate::errln!(
@@ -111,6 +134,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{packages_failed} of {} package(s) failed the checks",
             args.files.len() - recipes
         );
+    }
+    if let Some(dest) = &args.json {
+        let ok = recipes_failed == 0 && packages_failed == 0;
+        let mut doc = report::json::header("lint", &[], ok, started.elapsed());
+        doc["signatures_checked"] = args.keys_dir.is_some().into();
+        doc["files"] = entries.into();
+        report::json::write(dest, &doc)?;
     }
     Ok(if recipes_failed > 0 {
         ExitCode::from(2)
@@ -138,24 +168,49 @@ fn is_package(path: &Path) -> bool {
         || path.extension().is_some_and(|e| e == "apk")
 }
 
-/// Prints the package's findings; false when it must fail the run.
-fn lint_package(path: &Path, opts: &apk_lint::ApkLintOptions<'_>) -> bool {
+/// Where the per-file lines go: stdout, unless it carries the JSON document.
+struct Out {
+    to_stderr: bool,
+}
+
+impl Out {
+    fn line(&self, text: String) {
+        if self.to_stderr {
+            crate::errln!("{text}");
+        } else {
+            crate::outln!("{text}");
+        }
+    }
+}
+
+/// Prints the package's findings; false when it must fail the run. With
+/// the file's entry of the JSON document.
+fn lint_package(path: &Path, opts: &apk_lint::ApkLintOptions<'_>, out: &Out) -> (bool, Value) {
     let file = path.display();
+    let mut entry = json!({
+        "path": path.to_string_lossy(),
+        "kind": "package",
+        "status": "failed",
+        "error": null,
+        "findings": [],
+        "disabled_by_package": [],
+    });
     let result = match apk_lint::lint_apk(path, opts) {
         Ok(r) => r,
         Err(e) => {
-            crate::outln!("{file}: error: {e}");
-            return false;
+            out.line(format!("{file}: error: {e}"));
+            entry["error"] = e.to_string().into();
+            return (false, entry);
         }
     };
     if !result.package_disabled.is_empty() {
-        crate::outln!(
+        out.line(format!(
             "{file}: disabled by the package: {}",
             result.package_disabled.join(", ")
-        );
+        ));
     }
     if result.findings.is_empty() {
-        crate::outln!("{file}: OK");
+        out.line(format!("{file}: OK"));
     }
     for f in &result.findings {
         let place = f
@@ -163,12 +218,28 @@ fn lint_package(path: &Path, opts: &apk_lint::ApkLintOptions<'_>) -> bool {
             .as_deref()
             .map(|p| format!(" ({p})"))
             .unwrap_or_default();
-        crate::outln!(
+        out.line(format!(
             "{file}: [{}] {}: {}{place}",
             f.linter,
             level_name(f.level),
             f.message
-        );
+        ));
     }
-    !result.findings.iter().any(|f| f.level == Level::Required)
+    let ok = !result.findings.iter().any(|f| f.level == Level::Required);
+    entry["status"] = if ok { "ok" } else { "failed" }.into();
+    entry["disabled_by_package"] = result.package_disabled.clone().into();
+    entry["findings"] = result
+        .findings
+        .iter()
+        .map(|f| {
+            json!({
+                "linter": f.linter,
+                "level": level_name(f.level),
+                "message": f.message,
+                "path": f.path,
+            })
+        })
+        .collect::<Vec<_>>()
+        .into();
+    (ok, entry)
 }

@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use crate::cli::build::{parse_env_file, RunnerArg};
 use crate::engine::buildenv::TrustedKey;
+use crate::engine::report::{self, JsonReporter, Reporter, TerminalReporter};
 use crate::engine::test::{self as t, Outcome, TestOptions};
 use crate::engine::{keys, BuildLog, Verbosity};
 
@@ -75,6 +76,10 @@ pub struct Args {
     /// Trace every command of the steps (`set -x`) and print debug output.
     #[arg(long)]
     pub debug: bool,
+    /// Write the results as one JSON document to FILE (`-`: stdout; the
+    /// PASS/FAIL/SKIP lines then go to stderr).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     /// Cache directory: the apk cache's default parent, and the persistent
     /// /var/cache/melange of hermetic tests (default ~/.cache/pkgbuild).
     #[arg(long, value_name = "DIR")]
@@ -178,16 +183,28 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             Ok((opts, compiled))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let started = std::time::Instant::now();
+    let terminal = TerminalReporter::new(verbosity)
+        .stdout_taken(args.json.as_deref() == Some(std::path::Path::new("-")));
+    let json = JsonReporter::new(&terminal);
+    let reporter: &dyn Reporter = if args.json.is_some() {
+        &json
+    } else {
+        &terminal
+    };
     let mut failures = Vec::new();
     for (opts, compiled) in runs {
-        let log = BuildLog::new(verbosity);
+        let log = BuildLog::with_reporter(reporter, verbosity, None);
         let results = t::run(&opts, compiled, &log, &mut |r| {
-            crate::outln!("{}", r.summary())
+            reporter.test_result(&opts.recipe, arch, r)
         })?;
         failures.extend(results.into_iter().filter_map(|r| match r.outcome {
             Outcome::Fail(why) => Some(why),
             _ => None,
         }));
+    }
+    if let Some(dest) = &args.json {
+        report::json::write(dest, &json.document("test", &[arch], started.elapsed()))?;
     }
     if failures.is_empty() {
         return Ok(ExitCode::SUCCESS);

@@ -1,16 +1,18 @@
-//! Build output: every step line goes to the terminal, prefixed with the
-//! package and step, and to a full log file kept beside the packages.
-//! When stderr is a terminal a status line announces each step.
+//! Build output: every step line goes to the build's [`Reporter`] (the
+//! terminal by default), prefixed with the package and step, and to a full
+//! log file kept beside the packages.
 //!
-//! Several builds may share the terminal (`pkgbuild build --jobs N`): each
-//! terminal line is written whole, in one call under the stderr lock, so
-//! lines of concurrent builds never mix, and a build can carry a tag that
-//! prefixes its own messages (step lines already name their package).
+//! Several builds may share one reporter (`pkgbuild build --jobs N`): a
+//! build can carry a tag that prefixes its own messages (step lines already
+//! name their package).
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use super::report::{Level, Reporter, TerminalReporter};
 
 /// How much the build prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,46 +23,61 @@ pub enum Verbosity {
     Debug,
 }
 
-pub struct BuildLog {
+/// The build's own terminal, or one shared by the whole run.
+enum Sink<'r> {
+    Own(TerminalReporter),
+    Shared(&'r dyn Reporter),
+}
+
+pub struct BuildLog<'r> {
     file: Mutex<Option<BufWriter<File>>>,
-    tty: bool,
     verbosity: Verbosity,
     /// Prefixes messages that do not name their package (`info`, `warn`,
     /// `debug`) on the terminal; the log file is one build's alone.
     tag: Option<String>,
+    sink: Sink<'r>,
 }
 
-/// One whole line to stderr with a single write under the lock.
-fn to_terminal(line: &str) {
-    let mut text = String::with_capacity(line.len() + 1);
-    text.push_str(line);
-    text.push('\n');
-    let _ = io::stderr().lock().write_all(text.as_bytes());
-}
-
-impl BuildLog {
-    pub fn new(verbosity: Verbosity) -> BuildLog {
+impl BuildLog<'static> {
+    /// A log that reports to the terminal.
+    pub fn new(verbosity: Verbosity) -> BuildLog<'static> {
         BuildLog {
             file: Mutex::new(None),
-            tty: io::stderr().is_terminal(),
             verbosity,
             tag: None,
+            sink: Sink::Own(TerminalReporter::new(verbosity)),
         }
     }
 
     /// The same, with `tag: ` before each message that does not already
     /// name the package (for builds that share the terminal).
-    pub fn tagged(verbosity: Verbosity, tag: &str) -> BuildLog {
+    pub fn tagged(verbosity: Verbosity, tag: &str) -> BuildLog<'static> {
         BuildLog {
             tag: Some(tag.to_string()),
             ..BuildLog::new(verbosity)
         }
     }
+}
 
-    fn tagged_line(&self, msg: &str) -> String {
-        match &self.tag {
-            Some(t) => format!("{t}: {msg}"),
-            None => msg.to_string(),
+impl<'r> BuildLog<'r> {
+    /// A log that reports to `reporter`; `tag` as for [`BuildLog::tagged`].
+    pub fn with_reporter(
+        reporter: &'r dyn Reporter,
+        verbosity: Verbosity,
+        tag: Option<&str>,
+    ) -> BuildLog<'r> {
+        BuildLog {
+            file: Mutex::new(None),
+            verbosity,
+            tag: tag.map(str::to_string),
+            sink: Sink::Shared(reporter),
+        }
+    }
+
+    fn reporter(&self) -> &dyn Reporter {
+        match &self.sink {
+            Sink::Own(t) => t,
+            Sink::Shared(r) => *r,
         }
     }
 
@@ -83,30 +100,29 @@ impl BuildLog {
     /// A line of output from a step.
     pub fn step_output(&self, prefix: &str, line: &str) {
         self.to_file(&format!("{prefix}: {line}"));
-        if self.verbosity != Verbosity::Quiet {
-            to_terminal(&format!("{prefix}: {line}"));
-        }
+        self.reporter().step_output(prefix, line);
     }
 
     /// A step begins: `n` of `total` for the package.
     pub fn step_start(&self, prefix: &str, n: usize, total: usize) {
-        let msg = format!("==> {prefix} ({n}/{total})");
-        self.to_file(&msg);
-        if self.verbosity == Verbosity::Quiet {
-            return;
-        }
-        if self.tty {
-            to_terminal(&format!("\x1b[1m{msg}\x1b[0m"));
-        } else {
-            to_terminal(&msg);
-        }
+        self.to_file(&format!("==> {prefix} ({n}/{total})"));
+        self.reporter().step_start(prefix, n, total);
+    }
+
+    /// A step ended after `elapsed`; `ok` when it succeeded.
+    pub fn step_finish(&self, prefix: &str, elapsed: Duration, ok: bool) {
+        let how = if ok { "done" } else { "failed" };
+        self.to_file(&format!(
+            "==> {prefix}: {how} in {}",
+            super::report::human_duration(elapsed)
+        ));
+        self.reporter().step_finish(prefix, elapsed, ok);
     }
 
     pub fn info(&self, msg: &str) {
         self.to_file(msg);
-        if self.verbosity != Verbosity::Quiet {
-            to_terminal(&self.tagged_line(msg));
-        }
+        self.reporter()
+            .message(Level::Info, self.tag.as_deref(), msg);
     }
 
     /// Whether `--debug` asked for tracing (steps then run with `set -x`).
@@ -116,14 +132,14 @@ impl BuildLog {
 
     pub fn debug(&self, msg: &str) {
         self.to_file(msg);
-        if self.verbosity == Verbosity::Debug {
-            to_terminal(&self.tagged_line(msg));
-        }
+        self.reporter()
+            .message(Level::Debug, self.tag.as_deref(), msg);
     }
 
     pub fn warn(&self, msg: &str) {
         self.to_file(&format!("warning: {msg}"));
-        to_terminal(&format!("warning: {}", self.tagged_line(msg)));
+        self.reporter()
+            .message(Level::Warn, self.tag.as_deref(), msg);
     }
 
     pub fn flush(&self) {

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod assemble;
+pub mod batch;
 pub mod buildenv;
 pub mod epoch;
 pub mod guest;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod lockfile;
 pub mod log;
 pub mod multi;
+pub mod report;
 pub mod sources;
 mod steps;
 pub mod test;
@@ -38,6 +40,7 @@ use workspace::{Workspace, WorkspaceGuard};
 pub use log::{BuildLog, Verbosity};
 
 /// Everything a build needs, resolved from flags by the CLI.
+#[derive(Clone)]
 pub struct BuildOptions {
     pub recipe: PathBuf,
     pub out_dir: PathBuf,
@@ -226,6 +229,16 @@ pub fn package_files(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// Where [`build_plan`] writes the full log of `plan`.
+pub fn log_path(opts: &BuildOptions, plan: &Plan) -> PathBuf {
+    let id = plan
+        .packages
+        .first()
+        .map(|m| format!("{}-{}", m.name, m.full_version))
+        .unwrap_or_default();
+    opts.out_dir.join("logs").join(format!("{id}.log"))
+}
+
 /// Build a plan from [`compile_plan`] for the same `opts`.
 pub fn build_plan(
     opts: &BuildOptions,
@@ -240,10 +253,7 @@ pub fn build_plan(
         .context("recipe defines no package")?
         .clone();
     let repo = Repo::new(&opts.out_dir, opts.arch.apk());
-    let log_path = opts
-        .out_dir
-        .join("logs")
-        .join(format!("{}-{}.log", main.name, main.full_version));
+    let log_path = log_path(opts, plan);
 
     if !plan.builds_for_arch {
         let why = skip_reason(plan, opts.arch);

@@ -123,7 +123,9 @@ pub(super) fn run_all_steps(
                 workdir: fs_.step.working_directory.clone(),
                 env,
             };
+            let began = std::time::Instant::now();
             let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
+            log.step_finish(&prefix, began.elapsed(), outcome.success());
             if let Some(err) = failure(&pkg.name, &fs_.label, &outcome) {
                 log.flush();
                 return Err(err.into());

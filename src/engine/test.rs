@@ -434,7 +434,9 @@ fn test_package(
             workdir: step.working_directory.clone(),
             env: env_vars,
         };
+        let began = std::time::Instant::now();
         let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
+        log.step_finish(&prefix, began.elapsed(), outcome.success());
         if let Some(failed) = steps::failure(&pkg.name, label, &outcome) {
             return Ok(Outcome::Fail(failed.to_string()));
         }

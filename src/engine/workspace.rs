@@ -141,11 +141,11 @@ impl Workspace {
 pub struct WorkspaceGuard<'a> {
     workspace: Option<Workspace>,
     keep: bool,
-    log: &'a BuildLog,
+    log: &'a BuildLog<'a>,
 }
 
 impl<'a> WorkspaceGuard<'a> {
-    pub fn new(workspace: Workspace, keep: bool, log: &'a BuildLog) -> Self {
+    pub fn new(workspace: Workspace, keep: bool, log: &'a BuildLog<'a>) -> Self {
         WorkspaceGuard {
             workspace: Some(workspace),
             keep,
