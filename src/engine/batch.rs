@@ -112,7 +112,7 @@ fn env_var(k: &str) -> Option<String> {
 
 fn unit(opts: &BatchOptions, recipe: &Path, arch: Arch) -> anyhow::Result<Unit> {
     let (epoch, _) = epoch::resolve(opts.build_date.as_deref(), env_var, recipe)
-        .map_err(crate::cli::input_error)?;
+        .map_err(crate::error::input_error)?;
     let mut build = opts.common.clone();
     build.recipe = recipe.to_path_buf();
     build.arch = arch;
@@ -136,7 +136,7 @@ fn compile_all(
     arch: Arch,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<ArchRun> {
-    let input = crate::cli::input_error;
+    let input = crate::error::input_error;
     let mut units = Vec::new();
     let mut errors = Vec::new();
     for recipe in &opts.recipes {
@@ -185,7 +185,7 @@ fn recipe_errors(
             reporter.message(Level::Error, None, &text);
         }
     }
-    crate::cli::input_error(anyhow::anyhow!(
+    crate::error::input_error(anyhow::anyhow!(
         "{} of {total} recipes have errors; nothing was built",
         errors.len()
     ))
