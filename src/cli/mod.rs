@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 pub mod build;
 pub mod compile;
+pub mod docs;
 pub mod duration;
 pub mod image;
 pub mod index;
@@ -29,7 +30,7 @@ pub mod verify;
 #[derive(Parser, Debug)]
 #[command(
     name = "pkgbuild",
-    version,
+    version = crate::build_info::LONG_VERSION,
     about = "Build signed Alpine (.apk) packages from YAML recipes"
 )]
 pub struct Cli {
@@ -66,6 +67,12 @@ pub enum Command {
     SignIndex(sign::IndexArgs),
     /// Check signatures and integrity of packages and indexes.
     Verify(verify::Args),
+    /// Print shell completions (bash, zsh or fish) on stdout.
+    Completion(docs::CompletionArgs),
+    /// Write man pages for pkgbuild and every subcommand into DIR.
+    Man(docs::ManArgs),
+    /// Print the version and the git commit and date it was built from.
+    Version,
     /// Package a staged directory directly (benchmark/debug aid).
     #[command(hide = true)]
     Pack(pack::Args),
@@ -243,6 +250,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sign(a) => sign::run(a),
         Command::SignIndex(a) => sign::run_index(a),
         Command::Verify(a) => verify::run(a),
+        Command::Completion(a) => docs::run_completion(a),
+        Command::Man(a) => docs::run_man(a),
+        Command::Version => docs::run_version(),
         Command::Pack(a) => pack::run(a),
     }
 }

@@ -273,7 +273,7 @@ fn build(input: &SbomInput) -> (Vec<u8>, Vec<String>) {
         spdx_version: "SPDX-2.3",
         creation_info: CreationInfo {
             created: rfc3339(input.epoch),
-            creators: vec![format!("Tool: pkgbuild-{}", env!("CARGO_PKG_VERSION"))],
+            creators: vec![crate::build_info::spdx_creator()],
         },
         data_license: "CC0-1.0",
         document_namespace: String::new(),
