@@ -219,6 +219,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         runs.push(compile_all(&args, arch, runner, &cache_dir, &secret_env)?);
     }
     let (key, key_files) = signing_key(&args)?;
+    crate::cli::outdir::ensure_writable("--out-dir", &args.out_dir)?;
     let mut failed = false;
     for mut run in runs {
         for u in &mut run.units {

@@ -21,6 +21,7 @@ pub mod keygen;
 pub mod limits;
 pub mod lint;
 pub mod lock;
+pub mod outdir;
 pub mod pack;
 pub mod root;
 pub mod sign;
@@ -258,8 +259,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    // serde_json wraps the write error it met without exposing it as a
+    // source.
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
     })
 }
