@@ -23,6 +23,7 @@ pub mod lint;
 pub mod lock;
 pub mod outdir;
 pub mod pack;
+pub mod rebuild;
 pub mod root;
 pub mod sign;
 pub mod test;
@@ -43,6 +44,9 @@ pub struct Cli {
 pub enum Command {
     /// Build recipes into signed packages in a local repository.
     Build(Box<build::Args>),
+    /// Rebuild packages from the recipe they carry and report whether the
+    /// result is byte-identical (and what differs when not).
+    Rebuild(Box<rebuild::Args>),
     /// Run recipes' `test:` pipelines against the packages built earlier.
     Test(test::Args),
     /// Compile a recipe into its resolved build plan (JSON on stdout).
@@ -240,6 +244,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Build(a) => build::run(*a),
         Command::Test(a) => test::run(a),
+        Command::Rebuild(a) => rebuild::run(*a),
         Command::Compile(a) => compile::run(a),
         Command::PackageVersion(a) => compile::run_package_version(a),
         Command::Lint(a) => lint::run(a),

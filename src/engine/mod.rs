@@ -17,6 +17,7 @@ pub mod keys;
 pub mod lockfile;
 pub mod log;
 pub mod multi;
+pub mod rebuild;
 pub mod sources;
 mod steps;
 pub mod test;
