@@ -135,6 +135,11 @@ pub struct Args {
     /// Print only errors and the produced files.
     #[arg(long, short)]
     pub quiet: bool,
+    /// When a step fails and stdin is a terminal, open a shell in its
+    /// sandbox (same mounts, environment, user; at its working directory);
+    /// the build fails as usual once the shell exits.
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
     #[command(flatten)]
     pub env: crate::cli::EnvArgs,
 }
@@ -204,6 +209,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             args.namespace
         )));
     }
+    args.interactive = crate::sandbox::interactive::requested(args.interactive);
     let archs = resolve_archs(&args.archs)?;
     let runner = crate::cli::resolve_runner(args.runner, "build")?;
     let mut secret_env = BTreeMap::new();
@@ -466,6 +472,7 @@ fn unit(
         lint_require: args.lint_require.clone(),
         lint_warn: args.lint_warn.clone(),
         git_commit: args.git_commit.clone(),
+        interactive: args.interactive,
     };
     let plan = engine::compile_plan(&opts)?;
     let id = plan

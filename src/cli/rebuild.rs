@@ -170,6 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             lint_require: Vec::new(),
             lint_warn: Vec::new(),
             git_commit: group.first.commit.clone(),
+            interactive: false,
         };
         if verbosity != Verbosity::Quiet {
             let names: Vec<String> = group.members.iter().map(|(_, e)| e.file_name()).collect();

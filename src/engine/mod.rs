@@ -83,6 +83,9 @@ pub struct BuildOptions {
     /// `commit` of packages whose recipe sets none (`--git-commit`, or the
     /// recipe's git checkout HEAD).
     pub git_commit: Option<String>,
+    /// `-i`: a failing step opens a shell in its sandbox (only set when
+    /// stdin is a terminal).
+    pub interactive: bool,
 }
 
 /// Command-line additions to `environment.contents` (melange's `-r`, `-k`,
@@ -415,6 +418,7 @@ pub fn build_plan(
         env.visible.as_deref(),
         runner.as_ref(),
         log,
+        opts.interactive,
     )?;
 
     let staging = repo.staging_dir()?;

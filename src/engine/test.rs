@@ -76,6 +76,9 @@ pub struct TestOptions {
     pub package: Option<String>,
     /// Each package's test must end within this (`--timeout`).
     pub timeout: Option<std::time::Duration>,
+    /// `-i`: a failing step opens a shell in its sandbox (only set when
+    /// stdin is a terminal).
+    pub interactive: bool,
 }
 
 /// How one package's test ended.
@@ -436,6 +439,9 @@ fn test_package(
         };
         let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
         if let Some(failed) = steps::failure(&pkg.name, label, &outcome) {
+            if opts.interactive {
+                steps::debug_shell(runner.as_ref(), &spec, &outcome, log);
+            }
             return Ok(Outcome::Fail(failed.to_string()));
         }
     }
