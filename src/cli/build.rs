@@ -122,6 +122,18 @@ pub struct Args {
     /// `commit` recorded in packages whose recipe sets none.
     #[arg(long, value_name = "SHA")]
     pub git_commit: Option<String>,
+    /// The repository holding the recipe, recorded in the SBOM with the
+    /// recipe's path and commit.
+    #[arg(long, value_name = "URL")]
+    pub git_repo_url: Option<String>,
+    /// The licence of the recipe itself (an SPDX expression), recorded in
+    /// the SBOM; the package's licence stays the recipe's `copyright`.
+    #[arg(long, value_name = "SPDX")]
+    pub license: Option<String>,
+    /// Build in this directory (the steps' /home/build): empty or absent
+    /// before, kept after the build. One recipe, one architecture.
+    #[arg(long, value_name = "DIR")]
+    pub workspace_dir: Option<PathBuf>,
     /// Timestamp for every file (seconds or YYYY-MM-DD[THH:MM:SSZ]).
     /// Default: SOURCE_DATE_EPOCH, else the recipe's last git commit, else 0.
     #[arg(long, value_name = "DATE")]
@@ -211,6 +223,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     }
     args.interactive = crate::sandbox::interactive::requested(args.interactive);
     let archs = resolve_archs(&args.archs)?;
+    crate::cli::build_flags::check(&args, archs.len())?;
     let runner = crate::cli::resolve_runner(args.runner, "build")?;
     let mut secret_env = BTreeMap::new();
     for p in &args.env_files {
@@ -473,6 +486,9 @@ fn unit(
         lint_warn: args.lint_warn.clone(),
         git_commit: args.git_commit.clone(),
         interactive: args.interactive,
+        workspace_dir: args.workspace_dir.clone(),
+        git_repo_url: args.git_repo_url.clone(),
+        license: args.license.clone(),
     };
     let plan = engine::compile_plan(&opts)?;
     let id = plan

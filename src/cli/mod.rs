@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod build;
+mod build_flags;
 pub mod compile;
 pub mod docs;
 pub mod duration;

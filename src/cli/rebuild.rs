@@ -58,6 +58,13 @@ pub struct Args {
     /// build was given it.
     #[arg(long, value_name = "NS", default_value = "local")]
     pub namespace: String,
+    /// The recipe repository's URL, as the original build was given it
+    /// (its SBOM records it).
+    #[arg(long, value_name = "URL")]
+    pub git_repo_url: Option<String>,
+    /// The recipe's own licence, as the original build was given it.
+    #[arg(long, value_name = "SPDX")]
+    pub license: Option<String>,
     /// Allow network access inside the sandbox.
     #[arg(long)]
     pub network: bool,
@@ -171,6 +178,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             lint_warn: Vec::new(),
             git_commit: group.first.commit.clone(),
             interactive: false,
+            workspace_dir: None,
+            git_repo_url: args.git_repo_url.clone(),
+            license: args.license.clone(),
         };
         if verbosity != Verbosity::Quiet {
             let names: Vec<String> = group.members.iter().map(|(_, e)| e.file_name()).collect();
