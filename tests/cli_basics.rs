@@ -13,6 +13,7 @@ use util::*;
 const VISIBLE: &[&str] = &[
     "build",
     "test",
+    "rebuild",
     "compile",
     "package-version",
     "image",
