@@ -26,11 +26,50 @@ fn collect(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
+/// `git` run in the crate's directory; None outside a checkout or
+/// without git.
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// The commit and commit date the binary is built from, for `-V` and the
+/// SBOM; "unknown" when not built from a git checkout (a source tarball).
+fn git_version(root: &Path) {
+    let commit = git(root, &["rev-parse", "HEAD"]);
+    let date = git(root, &["log", "-1", "--format=%cs", "HEAD"]);
+    println!(
+        "cargo:rustc-env=PKGBUILD_GIT_COMMIT={}",
+        commit.as_deref().unwrap_or("unknown")
+    );
+    println!(
+        "cargo:rustc-env=PKGBUILD_GIT_DATE={}",
+        date.as_deref().unwrap_or("unknown")
+    );
+    // Rebuild when HEAD moves: HEAD itself (a checkout) and the ref it
+    // names (a commit). Worktrees keep HEAD in their own git dir.
+    for file in ["HEAD", "logs/HEAD"] {
+        if let Some(p) = git(root, &["rev-parse", "--git-path", file]) {
+            let p = root.join(p);
+            if p.exists() {
+                println!("cargo:rerun-if-changed={}", p.display());
+            }
+        }
+    }
+}
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let dir = root.join("pipelines");
     println!("cargo:rerun-if-changed=pipelines");
     println!("cargo:rerun-if-changed=build.rs");
+    git_version(&root);
     let mut found = Vec::new();
     collect(&dir, &dir, &mut found);
     found.sort_by(|a, b| a.0.cmp(&b.0));

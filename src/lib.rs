@@ -16,6 +16,7 @@
 pub mod apk;
 pub mod arch;
 pub mod atomic;
+pub mod build_info;
 pub mod cli;
 pub mod engine;
 pub mod error;

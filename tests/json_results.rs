@@ -333,6 +333,10 @@ fn the_engine_reports_steps_and_results_to_a_recorder() {
         lint_require: vec![],
         lint_warn: vec![],
         git_commit: None,
+        interactive: false,
+        workspace_dir: None,
+        git_repo_url: None,
+        license: None,
     };
     let opts = BatchOptions {
         recipes: recipes.clone(),

@@ -54,6 +54,7 @@ fn base<'a>(license: &'a str, sources: &'a [SourceRef]) -> SbomInput<'a> {
         epoch: 1_700_000_000,
         description: "prints a friendly greeting",
         build_environment: &[],
+        recipe: None,
     }
 }
 
@@ -200,6 +201,7 @@ fn odd_names_urls_and_hosts_still_validate() {
         epoch: 0,
         description: "",
         build_environment: &env,
+        recipe: None,
     };
     let bytes = sbom::render(&input);
     let doc = check_structure(&bytes);
@@ -435,4 +437,92 @@ fn build_environment_packages_are_build_dependencies_of_the_apk() {
         .map(|r| r["spdxElementId"].as_str().unwrap())
         .collect();
     assert_eq!(build_deps.len(), 3, "{build_deps:?}");
+}
+
+#[test]
+fn the_recipe_is_a_package_the_apk_is_described_by() {
+    use pkgbuild::meta::sbom::RecipeRef;
+    let cases = [
+        (
+            "github",
+            RecipeRef {
+                path: "packages/hello.yaml",
+                repository: Some("https://github.com/example-org/packages"),
+                commit: "0123456789abcdef0123456789abcdef01234567",
+                license: Some("Apache-2.0"),
+            },
+        ),
+        (
+            "generic",
+            RecipeRef {
+                path: "hello.yaml",
+                repository: Some("https://git.example.org/distro/recipes.git"),
+                commit: "",
+                license: Some("mit OR Apache-2.0"),
+            },
+        ),
+        (
+            "none",
+            RecipeRef {
+                path: "hello.yaml",
+                repository: None,
+                commit: "abc",
+                license: None,
+            },
+        ),
+    ];
+    let mut docs = Vec::new();
+    for (label, recipe) in cases {
+        let mut input = base("MIT", &[]);
+        input.recipe = Some(recipe);
+        let bytes = sbom::render(&input);
+        let doc = check_structure(&bytes);
+        let pkgs = doc["packages"].as_array().unwrap();
+        let r = pkgs
+            .iter()
+            .find(|p| p["name"] == recipe.path)
+            .unwrap_or_else(|| panic!("{label}: no recipe package"));
+        let id = r["SPDXID"].as_str().unwrap();
+        let rels = doc["relationships"].as_array().unwrap();
+        assert!(
+            rels.iter()
+                .any(|x| x["spdxElementId"] == "SPDXRef-Package-hello-2.12.1-r3"
+                    && x["relationshipType"] == "DESCRIBED_BY"
+                    && x["relatedSpdxElement"] == id),
+            "{label}: {rels:?}"
+        );
+        let purl = r["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+        match label {
+            "github" => {
+                assert_eq!(r["versionInfo"], recipe.commit);
+                assert_eq!(r["licenseDeclared"], "Apache-2.0");
+                assert_eq!(
+                    r["downloadLocation"],
+                    "git+https://github.com/example-org/packages@0123456789abcdef0123456789abcdef01234567#packages/hello.yaml"
+                );
+                assert_eq!(
+                    purl,
+                    "pkg:github/example-org/packages@0123456789abcdef0123456789abcdef01234567#packages/hello.yaml"
+                );
+                assert_eq!(r["supplier"], "Organization: Example-org");
+            }
+            "generic" => {
+                assert_eq!(r["licenseDeclared"], "MIT OR Apache-2.0");
+                assert!(r.get("versionInfo").is_none(), "{r}");
+                assert_eq!(
+                    r["downloadLocation"],
+                    "git+https://git.example.org/distro/recipes.git#hello.yaml"
+                );
+                assert!(purl.starts_with("pkg:generic/recipes?vcs_url="), "{purl}");
+                assert!(purl.ends_with("#hello.yaml"), "{purl}");
+            }
+            _ => {
+                assert_eq!(r["licenseDeclared"], "NOASSERTION");
+                assert_eq!(r["downloadLocation"], "NOASSERTION");
+                assert_eq!(purl, "pkg:generic/hello.yaml@abc#hello.yaml");
+            }
+        }
+        docs.push((format!("recipe-{label}"), bytes));
+    }
+    validate_spdx(&docs);
 }

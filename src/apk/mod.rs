@@ -3,6 +3,7 @@
 //! knows nothing of recipes or processes.
 
 pub mod dep;
+pub mod diff;
 pub mod gzip;
 pub mod index;
 pub mod package;

@@ -119,6 +119,18 @@ pub struct Args {
     /// `commit` recorded in packages whose recipe sets none.
     #[arg(long, value_name = "SHA")]
     pub git_commit: Option<String>,
+    /// The repository holding the recipe, recorded in the SBOM with the
+    /// recipe's path and commit.
+    #[arg(long, value_name = "URL")]
+    pub git_repo_url: Option<String>,
+    /// The licence of the recipe itself (an SPDX expression), recorded in
+    /// the SBOM; the package's licence stays the recipe's `copyright`.
+    #[arg(long, value_name = "SPDX")]
+    pub license: Option<String>,
+    /// Build in this directory (the steps' /home/build): empty or absent
+    /// before, kept after the build. One recipe, one architecture.
+    #[arg(long, value_name = "DIR")]
+    pub workspace_dir: Option<PathBuf>,
     /// Timestamp for every file (seconds or YYYY-MM-DD[THH:MM:SSZ]).
     /// Default: SOURCE_DATE_EPOCH, else the recipe's last git commit, else 0.
     #[arg(long, value_name = "DATE")]
@@ -138,6 +150,11 @@ pub struct Args {
     /// for CI".
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// When a step fails and stdin is a terminal, open a shell in its
+    /// sandbox (same mounts, environment, user; at its working directory);
+    /// the build fails as usual once the shell exits.
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
     #[command(flatten)]
     pub env: crate::cli::EnvArgs,
 }
@@ -207,7 +224,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             args.namespace
         )));
     }
+    args.interactive = crate::sandbox::interactive::requested(args.interactive);
     let archs = resolve_archs(&args.archs)?;
+    crate::cli::build_flags::check(&args, archs.len())?;
     let runner = crate::cli::resolve_runner(args.runner, "build")?;
     let mut secret_env = BTreeMap::new();
     for p in &args.env_files {
@@ -232,6 +251,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut common = options(&args, runner, &cache_dir, secret_env);
     let (key, key_files) = signing_key(&args)?;
+    crate::cli::outdir::ensure_writable("--out-dir", &args.out_dir)?;
     common.key_files = key_files;
     let batch = BatchOptions {
         recipes: args.recipes.clone(),
@@ -345,5 +365,9 @@ fn options(
         lint_require: args.lint_require.clone(),
         lint_warn: args.lint_warn.clone(),
         git_commit: args.git_commit.clone(),
+        interactive: args.interactive,
+        workspace_dir: args.workspace_dir.clone(),
+        git_repo_url: args.git_repo_url.clone(),
+        license: args.license.clone(),
     }
 }

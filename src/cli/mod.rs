@@ -11,7 +11,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod build;
+mod build_flags;
 pub mod compile;
+pub mod docs;
 pub mod duration;
 pub mod image;
 pub mod index;
@@ -19,7 +21,9 @@ pub mod keygen;
 pub mod limits;
 pub mod lint;
 pub mod lock;
+pub mod outdir;
 pub mod pack;
+pub mod rebuild;
 pub mod root;
 pub mod sign;
 pub mod test;
@@ -28,7 +32,7 @@ pub mod verify;
 #[derive(Parser, Debug)]
 #[command(
     name = "pkgbuild",
-    version,
+    version = crate::build_info::LONG_VERSION,
     about = "Build signed Alpine (.apk) packages from YAML recipes"
 )]
 pub struct Cli {
@@ -40,6 +44,9 @@ pub struct Cli {
 pub enum Command {
     /// Build recipes into signed packages in a local repository.
     Build(Box<build::Args>),
+    /// Rebuild packages from the recipe they carry and report whether the
+    /// result is byte-identical (and what differs when not).
+    Rebuild(Box<rebuild::Args>),
     /// Run recipes' `test:` pipelines against the packages built earlier.
     Test(test::Args),
     /// Compile a recipe into its resolved build plan (JSON on stdout).
@@ -65,6 +72,12 @@ pub enum Command {
     SignIndex(sign::IndexArgs),
     /// Check signatures and integrity of packages and indexes.
     Verify(verify::Args),
+    /// Print shell completions (bash, zsh or fish) on stdout.
+    Completion(docs::CompletionArgs),
+    /// Write man pages for pkgbuild and every subcommand into DIR.
+    Man(docs::ManArgs),
+    /// Print the version and the git commit and date it was built from.
+    Version,
     /// Package a staged directory directly (benchmark/debug aid).
     #[command(hide = true)]
     Pack(pack::Args),
@@ -215,6 +228,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Build(a) => build::run(*a),
         Command::Test(a) => test::run(a),
+        Command::Rebuild(a) => rebuild::run(*a),
         Command::Compile(a) => compile::run(a),
         Command::PackageVersion(a) => compile::run_package_version(a),
         Command::Lint(a) => lint::run(a),
@@ -226,13 +240,21 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sign(a) => sign::run(a),
         Command::SignIndex(a) => sign::run_index(a),
         Command::Verify(a) => verify::run(a),
+        Command::Completion(a) => docs::run_completion(a),
+        Command::Man(a) => docs::run_man(a),
+        Command::Version => docs::run_version(),
         Command::Pack(a) => pack::run(a),
     }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    // serde_json wraps the write error it met without exposing it as a
+    // source.
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
     })
 }

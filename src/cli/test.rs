@@ -80,6 +80,11 @@ pub struct Args {
     /// PASS/FAIL/SKIP lines then go to stderr).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// When a test step fails and stdin is a terminal, open a shell in its
+    /// sandbox at its working directory; the test fails as usual once the
+    /// shell exits.
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
     /// Cache directory: the apk cache's default parent, and the persistent
     /// /var/cache/melange of hermetic tests (default ~/.cache/pkgbuild).
     #[arg(long, value_name = "DIR")]
@@ -144,6 +149,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let package = split_package(&mut args.recipes);
     let arch = crate::cli::resolve_arch(args.arch.as_deref())?;
     let runner = crate::cli::resolve_runner(args.runner, "test")?;
+    let interactive = crate::sandbox::interactive::requested(args.interactive);
     let mut secret_env = BTreeMap::new();
     for p in &args.env_files {
         secret_env.extend(parse_env_file(p).map_err(input)?);
@@ -178,6 +184,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 apk: apk.clone(),
                 package: package.clone(),
                 timeout: args.timeout,
+                interactive,
             };
             let compiled = t::compile(&opts)?;
             Ok((opts, compiled))

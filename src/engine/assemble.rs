@@ -182,6 +182,14 @@ pub(super) fn package_all(
         .iter()
         .map(|p| (copyright_text(p), cpe23(p)))
         .collect();
+    // The recipe itself, recorded when its repository or licence is given.
+    let recipe_ref = (opts.git_repo_url.is_some() || opts.license.is_some()).then(|| {
+        let commit = match main.commit.as_str() {
+            "" => opts.git_commit.clone().unwrap_or_default(),
+            c => c.to_string(),
+        };
+        (super::recipe_repo_path(&opts.recipe), commit)
+    });
     let sbom_input = |i: usize| {
         let p = &plan.packages[i];
         sbom::SbomInput {
@@ -198,6 +206,12 @@ pub(super) fn package_all(
             epoch: opts.epoch,
             description: &p.description,
             build_environment,
+            recipe: recipe_ref.as_ref().map(|(path, commit)| sbom::RecipeRef {
+                path,
+                repository: opts.git_repo_url.as_deref(),
+                commit,
+                license: opts.license.as_deref(),
+            }),
         }
     };
     // What the SBOM had to leave out or normalise (a license typo, a source

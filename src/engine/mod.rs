@@ -18,6 +18,7 @@ pub mod keys;
 pub mod lockfile;
 pub mod log;
 pub mod multi;
+pub mod rebuild;
 pub mod report;
 pub mod sources;
 mod steps;
@@ -85,6 +86,41 @@ pub struct BuildOptions {
     /// `commit` of packages whose recipe sets none (`--git-commit`, or the
     /// recipe's git checkout HEAD).
     pub git_commit: Option<String>,
+    /// `-i`: a failing step opens a shell in its sandbox (only set when
+    /// stdin is a terminal).
+    pub interactive: bool,
+    /// `--workspace-dir`: the workspace (the steps' build root) is this
+    /// directory, empty or absent before the build and kept after it.
+    pub workspace_dir: Option<PathBuf>,
+    /// `--git-repo-url`: the repository holding the recipe (SBOM).
+    pub git_repo_url: Option<String>,
+    /// `--license`: the licence of the recipe itself (SBOM).
+    pub license: Option<String>,
+}
+
+/// The recipe's path inside its git checkout (`dir/name.yaml`), or its file
+/// name outside one: how the SBOM names it.
+pub fn recipe_repo_path(recipe: &Path) -> String {
+    let name = recipe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = recipe
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = duct::cmd!("git", "rev-parse", "--show-prefix")
+        .dir(dir)
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    format!("{prefix}{name}")
 }
 
 /// Command-line additions to `environment.contents` (melange's `-r`, `-k`,
@@ -189,9 +225,14 @@ pub fn build(
 /// build root is part of the plan), with the checks that refuse a plan
 /// before any step runs. Errors are input errors (exit code 2).
 pub fn compile_plan(opts: &BuildOptions) -> anyhow::Result<Plan> {
-    let build_root = match opts.runner {
-        RunnerKind::Bwrap => "/home/build".to_string(),
-        RunnerKind::Host => {
+    let build_root = match (opts.runner, &opts.workspace_dir) {
+        (RunnerKind::Bwrap, _) => "/home/build".to_string(),
+        // The steps see the given directory itself.
+        (RunnerKind::Host, Some(dir)) => workspace::given_dir(dir)
+            .map_err(crate::error::input_error)?
+            .to_string_lossy()
+            .into_owned(),
+        (RunnerKind::Host, None) => {
             // The name is needed before compiling: the build root is part
             // of the plan (targets.destdir and friends).
             let id = plan::package_version(&opts.recipe).map_err(crate::error::input_error)?;
@@ -265,9 +306,10 @@ pub fn build_plan(
             skipped: Some(why),
         });
     }
-    let workspace = match opts.runner {
-        RunnerKind::Bwrap => Workspace::temporary()?,
-        RunnerKind::Host => Workspace::fixed(&main.name, opts.arch.apk(), log)?,
+    let workspace = match (&opts.workspace_dir, opts.runner) {
+        (Some(dir), _) => Workspace::given(dir).map_err(crate::error::input_error)?,
+        (None, RunnerKind::Bwrap) => Workspace::temporary()?,
+        (None, RunnerKind::Host) => Workspace::fixed(&main.name, opts.arch.apk(), log)?,
     };
     let workspace = WorkspaceGuard::new(workspace, opts.keep_workspace, log);
     let ws_dir = workspace.build_dir().to_path_buf();
@@ -424,6 +466,7 @@ pub fn build_plan(
         env.visible.as_deref(),
         runner.as_ref(),
         log,
+        opts.interactive,
     )?;
 
     let staging = repo.staging_dir()?;

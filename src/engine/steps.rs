@@ -98,13 +98,44 @@ pub(crate) fn failure(package: &str, step: &str, outcome: &StepOutcome) -> Optio
     })
 }
 
+/// `-i/--interactive`: after `spec` failed with `outcome`, a shell in its
+/// sandbox at its working directory; the failure stands whatever the
+/// shell does.
+pub(crate) fn debug_shell(
+    runner: &dyn sandbox::Runner,
+    spec: &StepSpec,
+    outcome: &StepOutcome,
+    log: &BuildLog,
+) {
+    log.flush();
+    let status = match (outcome.status, outcome.signal) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("signal {sig}"),
+        _ => "killed".to_string(),
+    };
+    crate::errln!(
+        "==> step {} failed ({status}): opening a shell in its sandbox at {} with its environment; exit the shell to go on with the failure",
+        spec.label,
+        spec.workdir
+    );
+    match runner.interactive(&spec.label, &spec.workdir, &spec.env) {
+        Ok(_) => crate::errln!(
+            "==> left the shell of {}; the step stays failed",
+            spec.label
+        ),
+        Err(e) => crate::errln!("warning: cannot open an interactive shell: {e}"),
+    }
+}
+
 /// `sysroot`: how the steps see the build environment's sysroot, if any.
+/// `interactive`: a shell opens in the sandbox of a failed step.
 pub(super) fn run_all_steps(
     plan: &Plan,
     prepared: &sources::Prepared,
     sysroot: Option<&str>,
     runner: &dyn sandbox::Runner,
     log: &BuildLog,
+    interactive: bool,
 ) -> anyhow::Result<()> {
     for pkg in &plan.packages {
         let flat = flatten(&pkg.steps, "", &|step| prepared.env_for(step));
@@ -127,6 +158,9 @@ pub(super) fn run_all_steps(
             let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
             log.step_finish(&prefix, began.elapsed(), outcome.success());
             if let Some(err) = failure(&pkg.name, &fs_.label, &outcome) {
+                if interactive {
+                    debug_shell(runner, &spec, &outcome, log);
+                }
                 log.flush();
                 return Err(err.into());
             }

@@ -76,6 +76,9 @@ pub struct TestOptions {
     pub package: Option<String>,
     /// Each package's test must end within this (`--timeout`).
     pub timeout: Option<std::time::Duration>,
+    /// `-i`: a failing step opens a shell in its sandbox (only set when
+    /// stdin is a terminal).
+    pub interactive: bool,
 }
 
 /// How one package's test ended.
@@ -372,8 +375,8 @@ fn test_package(
             format!("{}: cannot copy sources into workspace", src_dir.display())
         })?;
     }
-    let identity =
-        accounts::identity(&t.environment, &plan.capabilities).map_err(crate::error::input_error)?;
+    let identity = accounts::identity(&t.environment, &plan.capabilities)
+        .map_err(crate::error::input_error)?;
     let mut config = SandboxConfig {
         workspace: ws_dir.to_path_buf(),
         build_root: match opts.runner {
@@ -438,6 +441,9 @@ fn test_package(
         let outcome = runner.run(&spec, &mut |line| log.step_output(&prefix, line))?;
         log.step_finish(&prefix, began.elapsed(), outcome.success());
         if let Some(failed) = steps::failure(&pkg.name, label, &outcome) {
+            if opts.interactive {
+                steps::debug_shell(runner.as_ref(), &spec, &outcome, log);
+            }
             return Ok(Outcome::Fail(failed.to_string()));
         }
     }

@@ -33,6 +33,34 @@ pub struct Workspace {
     scratch: LockedDir,
     build_dir: PathBuf,
     fixed: Option<(PathBuf, fs::File)>,
+    /// `--workspace-dir`: the user's directory, always kept.
+    given: bool,
+}
+
+/// `--workspace-dir DIR` made ready: created when absent, refused when it
+/// is not an empty directory (a build must start from a known state, and
+/// nothing of the user's may be overwritten); its absolute path.
+pub fn given_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let what = || format!("--workspace-dir {}", dir.display());
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            let mut entries =
+                fs::read_dir(dir).with_context(|| format!("{}: cannot read", what()))?;
+            if entries.next().is_some() {
+                bail!("{}: not empty; the workspace must start empty (remove it, or name a new directory)", what());
+            }
+        }
+        Ok(_) => bail!("{}: not a directory", what()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", what()))?
+        }
+        Err(e) => return Err(e).with_context(what),
+    }
+    let abs = dir.canonicalize().with_context(what)?;
+    if abs.to_str().is_none() {
+        bail!("{}: not a UTF-8 path", what());
+    }
+    Ok(abs)
 }
 
 impl Workspace {
@@ -45,6 +73,18 @@ impl Workspace {
             scratch,
             build_dir,
             fixed: None,
+            given: false,
+        })
+    }
+
+    /// The user's `--workspace-dir` (see [`given_dir`]) as the build
+    /// directory; kept whatever happens.
+    pub fn given(dir: &Path) -> anyhow::Result<Workspace> {
+        Ok(Workspace {
+            scratch: scratch()?,
+            build_dir: given_dir(dir)?,
+            fixed: None,
+            given: true,
         })
     }
 
@@ -93,6 +133,7 @@ impl Workspace {
             scratch: scratch()?,
             build_dir: build_dir.clone(),
             fixed: Some((build_dir, lock)),
+            given: false,
         })
     }
 
@@ -124,6 +165,10 @@ impl Workspace {
 
     /// Remove the workspace, or keep it and say where it is.
     pub fn finish(self, keep: bool, log: &BuildLog) {
+        if self.given {
+            log.info(&format!("workspace is {}", self.build_dir.display()));
+            return;
+        }
         if keep {
             log.info(&format!("workspace kept at {}", self.build_dir.display()));
             self.scratch.keep();

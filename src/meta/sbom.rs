@@ -71,6 +71,25 @@ pub struct SbomInput<'a> {
     /// as `build-base` or `go>=1.22`): recorded as build dependencies of the
     /// apk, since they are what the recipe was written to build with.
     pub build_environment: &'a [String],
+    /// The recipe itself, as melange records its configuration file: set
+    /// when its repository or licence is known (`--git-repo-url`,
+    /// `--license`).
+    pub recipe: Option<RecipeRef<'a>>,
+}
+
+/// The recipe file a package was built from and where it lives.
+#[derive(Debug, Clone, Copy)]
+pub struct RecipeRef<'a> {
+    /// Its path inside its repository (`hello/hello.yaml`), or its file
+    /// name when not in one.
+    pub path: &'a str,
+    /// The repository holding it (`https://github.com/org/packages`).
+    pub repository: Option<&'a str>,
+    /// The commit of that repository it was built at; empty when unknown.
+    pub commit: &'a str,
+    /// The licence of the recipe itself (not of what it builds): an SPDX
+    /// expression.
+    pub license: Option<&'a str>,
 }
 
 /// Where the SBOM lives inside the package, relative to its root:
@@ -257,6 +276,16 @@ fn build(input: &SbomInput) -> (Vec<u8>, Vec<String>) {
         packages.push(pkg);
     }
 
+    if let Some(recipe) = &input.recipe {
+        let pkg = recipe_package(input, recipe, &mut ids, &mut warn);
+        relationships.push(Relationship {
+            element: apk_id.clone(),
+            kind: "DESCRIBED_BY",
+            related: pkg.spdx_id.clone(),
+        });
+        packages.push(pkg);
+    }
+
     for dep in input.build_environment {
         let pkg = build_env_package(input, dep, &mut ids);
         relationships.push(Relationship {
@@ -273,7 +302,7 @@ fn build(input: &SbomInput) -> (Vec<u8>, Vec<String>) {
         spdx_version: "SPDX-2.3",
         creation_info: CreationInfo {
             created: rfc3339(input.epoch),
-            creators: vec![format!("Tool: pkgbuild-{}", env!("CARGO_PKG_VERSION"))],
+            creators: vec![crate::build_info::spdx_creator()],
         },
         data_license: "CC0-1.0",
         document_namespace: String::new(),
@@ -479,6 +508,96 @@ fn source_package(
         supplier,
         copyright_text: None,
         checksums,
+        external_refs: vec![ExternalRef {
+            category: "PACKAGE-MANAGER",
+            locator: purl,
+            kind: "purl",
+        }],
+        purpose: Some("SOURCE"),
+    }
+}
+
+/// The recipe as a package of its own: named by its path, versioned by the
+/// commit it was built at, downloadable from its repository at that commit,
+/// under its own licence; the apk is DESCRIBED_BY it.
+fn recipe_package(
+    input: &SbomInput,
+    recipe: &RecipeRef,
+    ids: &mut IdAllocator,
+    warn: &mut Vec<String>,
+) -> Package {
+    let commit = recipe.commit.trim();
+    let path = recipe.path.trim_start_matches('/');
+    let subpath: Vec<String> = path.split('/').map(purl_escape).collect();
+    let (location, source_info, supplier, purl) = match recipe.repository {
+        Some(url) => {
+            let repo = parse_repo(url);
+            let mut vcs = if url.starts_with("git+") {
+                url.to_string()
+            } else {
+                format!("git+{url}")
+            };
+            if !commit.is_empty() {
+                vcs = format!("{vcs}@{commit}");
+            }
+            let (location, info) = if is_spdx_download_location(&vcs) {
+                (format!("{vcs}#{path}"), None)
+            } else {
+                warn.push(format!(
+                    "recipe repository {url:?} is not a download location the SPDX validator accepts; recorded as NOASSERTION with the URL in sourceInfo"
+                ));
+                (NOASSERTION.to_string(), Some(format!("recipe from {url}")))
+            };
+            let purl = match repo.forge {
+                Some(forge) => make_purl(
+                    forge,
+                    Some(&repo.owner),
+                    &repo.name,
+                    commit,
+                    &BTreeMap::new(),
+                ),
+                None => make_purl(
+                    "generic",
+                    None,
+                    &repo.name,
+                    commit,
+                    &BTreeMap::from([("vcs_url", vcs.clone())]),
+                ),
+            };
+            let supplier = match repo.forge {
+                Some(_) => organization(&repo.owner),
+                None => organization(input.namespace),
+            };
+            (location, info, supplier, purl)
+        }
+        None => (
+            NOASSERTION.to_string(),
+            None,
+            organization(input.namespace),
+            make_purl("generic", None, path, commit, &BTreeMap::new()),
+        ),
+    };
+    let purl = format!("{purl}#{}", subpath.join("/"));
+    let license = recipe
+        .license
+        .map(|l| normalize_license(l).expression)
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| NOASSERTION.to_string());
+    Package {
+        spdx_id: ids.claim(&format!("SPDXRef-Package-{path}")),
+        name: path.to_string(),
+        version_info: commit.to_string(),
+        files_analyzed: false,
+        license_concluded: NOASSERTION,
+        license_declared: license,
+        description: Some("the recipe this package was built from".to_string()),
+        download_location: location,
+        homepage: None,
+        source_info,
+        originator: supplier.clone(),
+        supplier,
+        copyright_text: None,
+        checksums: Vec::new(),
         external_refs: vec![ExternalRef {
             category: "PACKAGE-MANAGER",
             locator: purl,

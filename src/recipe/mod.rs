@@ -23,7 +23,8 @@ pub use yaml::Pos;
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A problem in a recipe or pipeline file, with the place it was found.
-/// Displays as `file:line:col: message`.
+/// Displays as `file:line:col: message`, or `file: message` for a
+/// problem with the whole file (line 0: it could not be read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipeError {
     pub file: String,
@@ -33,6 +34,9 @@ pub struct RecipeError {
 
 impl fmt::Display for RecipeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pos.line == 0 {
+            return write!(f, "{}: {}", self.file, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",
@@ -59,7 +63,8 @@ impl RecipeError {
 pub fn read_bounded(path: &Path) -> Result<String, RecipeError> {
     use std::io::Read;
     let name = path.display().to_string();
-    let at = Pos { line: 1, col: 1 };
+    // The file as a whole: no line to point at.
+    let at = Pos { line: 0, col: 0 };
     let f = std::fs::File::open(path)
         .map_err(|e| RecipeError::new(&name, at, format!("cannot open: {e}")))?;
     let mut buf = Vec::new();

@@ -384,6 +384,35 @@ impl super::Runner for BwrapRunner {
         let result = super::run_streaming(&step.label, "bwrap", expr, KillMode::Child, limit, out);
         super::deadline_error(result, build_wide, &self.config)
     }
+
+    fn interactive(
+        &self,
+        label: &str,
+        workdir: &str,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<i32>, SandboxError> {
+        let spec = super::interactive::spec(label, workdir, env);
+        super::check_step(&spec)?;
+        let (name, _remove) = self.control.write_step(&spec)?;
+        let guest_script = format!("{GUEST_CONTROL}/{name}");
+        // Without --new-session the shell keeps the terminal as its
+        // controlling one: job control, and Ctrl-C reaches the shell's
+        // foreground job rather than pkgbuild. Only the user types there.
+        let args: Vec<OsString> = argv(
+            &self.config,
+            &self.layout,
+            self.control.path(),
+            &guest_script,
+        )
+        .into_iter()
+        .filter(|a| a != "--new-session")
+        .collect();
+        let mut cmd = std::process::Command::new(&self.bwrap);
+        cmd.args(args)
+            .env_clear()
+            .current_dir(&self.config.workspace);
+        super::interactive::run_on_terminal(&spec.label, "bwrap", cmd)
+    }
 }
 
 #[cfg(test)]

@@ -96,4 +96,22 @@ impl super::Runner for HostRunner {
         let result = super::run_streaming(&step.label, shell, expr, KillMode::Group, limit, out);
         super::deadline_error(result, build_wide, &self.config)
     }
+
+    fn interactive(
+        &self,
+        label: &str,
+        workdir: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Option<i32>, SandboxError> {
+        let spec = super::interactive::spec(label, workdir, env);
+        super::check_step(&spec)?;
+        let (name, _remove) = self.control.write_step(&spec)?;
+        let shell = super::script::shell();
+        let mut cmd = std::process::Command::new(shell);
+        cmd.arg(self.control.path().join(name))
+            .env_clear()
+            .envs(self.env())
+            .current_dir(&self.config.workspace);
+        super::interactive::run_on_terminal(&spec.label, shell, cmd)
+    }
 }

@@ -15,6 +15,7 @@
 pub mod bwrap;
 pub mod host;
 pub mod identity;
+pub mod interactive;
 pub mod script;
 
 pub use identity::Identity;
@@ -199,6 +200,16 @@ pub trait Runner: Send + Sync {
     fn build_root(&self) -> &str;
     /// Run one step, calling `out` for each output line as it arrives.
     fn run(&self, step: &StepSpec, out: &mut dyn FnMut(&str)) -> Result<StepOutcome, SandboxError>;
+    /// An interactive shell on the terminal, in the same sandbox (mounts,
+    /// identity, base env) with `env` over it and `workdir` as its working
+    /// directory, as a step would have; waits until the user leaves it and
+    /// returns its exit code. No timeout applies.
+    fn interactive(
+        &self,
+        label: &str,
+        workdir: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Option<i32>, SandboxError>;
 }
 
 /// Which runner [`new_runner`] builds.
