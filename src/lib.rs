@@ -23,6 +23,7 @@ pub mod install;
 pub mod lockdir;
 pub mod meta;
 pub mod plan;
+pub mod publish;
 pub mod recipe;
 pub mod repo;
 pub mod resolve;

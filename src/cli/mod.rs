@@ -21,6 +21,7 @@ pub mod limits;
 pub mod lint;
 pub mod lock;
 pub mod pack;
+pub mod publish;
 pub mod root;
 pub mod sign;
 pub mod test;
@@ -60,6 +61,9 @@ pub enum Command {
     Keygen(keygen::Args),
     /// Write a signed APKINDEX.tar.gz for a set of packages.
     Index(index::Args),
+    /// Upload a repository to object storage (S3, GCS) or a directory and
+    /// merge it into the signed index there; --reconcile rebuilds indexes.
+    Publish(publish::Args),
     /// Re-sign packages in place.
     Sign(sign::Args),
     /// Re-sign an APKINDEX.tar.gz in place.
@@ -240,6 +244,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Root(a) => root::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Index(a) => index::run(a),
+        Command::Publish(a) => publish::run(a),
         Command::Sign(a) => sign::run(a),
         Command::SignIndex(a) => sign::run_index(a),
         Command::Verify(a) => verify::run(a),
