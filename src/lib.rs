@@ -16,6 +16,7 @@
 pub mod apk;
 pub mod arch;
 pub mod atomic;
+pub mod ciplan;
 pub mod cli;
 pub mod engine;
 pub mod image;

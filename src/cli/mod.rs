@@ -21,6 +21,7 @@ pub mod limits;
 pub mod lint;
 pub mod lock;
 pub mod pack;
+pub mod plan;
 pub mod publish;
 pub mod root;
 pub mod sign;
@@ -61,6 +62,9 @@ pub enum Command {
     Keygen(keygen::Args),
     /// Write a signed APKINDEX.tar.gz for a set of packages.
     Index(index::Args),
+    /// Emit the multi-recipe build graph for a CI engine (JSON, GitHub
+    /// Actions workflow, Argo Workflow).
+    Plan(plan::Args),
     /// Upload a repository to object storage (S3, GCS) or a directory and
     /// merge it into the signed index there; --reconcile rebuilds indexes.
     Publish(publish::Args),
@@ -244,6 +248,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Root(a) => root::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Index(a) => index::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Publish(a) => publish::run(a),
         Command::Sign(a) => sign::run(a),
         Command::SignIndex(a) => sign::run_index(a),

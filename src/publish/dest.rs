@@ -51,6 +51,8 @@ impl Dest {
         endpoint: Option<&str>,
         vars: &[(String, String)],
     ) -> Result<Dest, PublishError> {
+        // An empty variable is unset, as CI secret stores leave them.
+        let vars: Vec<&(String, String)> = vars.iter().filter(|(_, v)| !v.is_empty()).collect();
         let env = |k: &str| {
             vars.iter()
                 .find(|(name, _)| name == k)

@@ -1,0 +1,313 @@
+//! `pkgbuild plan`: the graph as JSON, a GitHub Actions workflow checked
+//! against GitHub's schema with `check-jsonschema` (PyPI; its bundled
+//! schema works offline), an Argo Workflow checked for the structure Argo
+//! requires, and a plan executed wave by wave into a repository that
+//! `pkgbuild root` (apk's install rules) installs from.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use util::{assert_ok, bin, show, test_key, write_recipe, EPOCH};
+
+fn recipe(dir: &Path, name: &str, needs: &[&str]) -> PathBuf {
+    let needs: String = needs.iter().map(|n| format!("\n      - {n}")).collect();
+    write_recipe(
+        dir,
+        name,
+        &format!(
+            r#"package:
+  name: {name}
+  version: 1.0.0
+  epoch: 0
+  description: {name} for the plan tests
+  copyright:
+    - license: MIT
+environment:
+  contents:
+    packages:
+      - busybox{needs}
+pipeline:
+  - runs: |
+      mkdir -p "${{{{targets.destdir}}}}/usr/share/{name}"
+      echo {name} > "${{{{targets.destdir}}}}/usr/share/{name}/x"
+subpackages:
+  - name: {name}-dev
+    pipeline:
+      - runs: |
+          mkdir -p "${{{{targets.subpkgdir}}}}/usr/include"
+          echo '/* {name} */' > "${{{{targets.subpkgdir}}}}/usr/include/{name}.h"
+"#
+        ),
+    )
+}
+
+/// ant <- bee (needs ant-dev) <- cat (needs bee), plus a lone dog.
+fn chain(dir: &Path) -> Vec<PathBuf> {
+    // Each recipe in its own directory, so each has its own source dir.
+    let mk = |name: &str, needs: &[&str]| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        recipe(&d, name, needs)
+    };
+    vec![
+        mk("cat", &["bee"]),
+        mk("ant", &[]),
+        mk("bee", &["ant-dev"]),
+        mk("dog", &[]),
+    ]
+}
+
+fn plan(recipes: &[PathBuf], extra: &[&str]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.arg("plan").args(recipes).args(extra);
+    if !extra.contains(&"--arch") {
+        cmd.args(["--arch", "x86_64"]);
+    }
+    cmd.output().unwrap()
+}
+
+fn json(recipes: &[PathBuf], extra: &[&str]) -> serde_json::Value {
+    let out = plan(recipes, extra);
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn json_names_waves_needs_and_input_hashes_deterministically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipes = chain(tmp.path());
+    let a = plan(&recipes, &[]);
+    let b = plan(&recipes, &[]);
+    assert_ok(&a);
+    assert_eq!(a.stdout, b.stdout, "same inputs, same bytes");
+    let g: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let wave = |name: &str| {
+        g["recipes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(wave("ant")["wave"], 0);
+    assert_eq!(wave("dog")["wave"], 0);
+    assert_eq!(wave("bee")["wave"], 1);
+    assert_eq!(wave("cat")["wave"], 2);
+    assert_eq!(
+        wave("ant")["packages"],
+        serde_json::json!(["ant", "ant-dev"])
+    );
+    let bee_needs = wave("bee")["needs"].clone();
+    assert_eq!(bee_needs.as_array().unwrap().len(), 1);
+    assert!(bee_needs[0].as_str().unwrap().ends_with("ant/ant.yaml"));
+    assert_eq!(g["waves"].as_array().unwrap().len(), 3);
+
+    // The hash moves with the recipe text, a source file, a lock file and
+    // the arch, and with nothing else.
+    let hash = |g: &serde_json::Value, name: &str| {
+        g["recipes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["input_hash"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before = hash(&g, "dog");
+    assert!(before.starts_with("sha256:") && before.len() == 71);
+    let dog_dir = tmp.path().join("dog");
+    std::fs::write(dog_dir.join("patch.diff"), "x").unwrap();
+    let with_source = hash(&json(&recipes, &[]), "dog");
+    assert_ne!(with_source, before);
+    std::fs::write(dog_dir.join("dog.lock.json"), "{}").unwrap();
+    let with_lock = hash(&json(&recipes, &[]), "dog");
+    assert_ne!(with_lock, with_source);
+    assert_eq!(hash(&json(&recipes, &[]), "ant"), hash(&g, "ant"));
+    let arm = hash(&json(&recipes, &["--arch", "aarch64"]), "ant");
+    assert_ne!(arm, hash(&g, "ant"));
+}
+
+#[test]
+fn a_cycle_is_refused_naming_the_recipes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = recipe(tmp.path(), "ping", &["pong"]);
+    let b = recipe(tmp.path(), "pong", &["ping-dev"]);
+    let out = plan(&[a, b], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dependency cycle") && err.contains("ping.yaml"),
+        "{err}"
+    );
+}
+
+fn check_jsonschema() -> Option<PathBuf> {
+    let venv = std::env::var_os("PKGBUILD_JSONSCHEMA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/jsonschema-venv"));
+    let candidates = [
+        venv.join("bin/check-jsonschema"),
+        PathBuf::from("check-jsonschema"),
+    ];
+    candidates.into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn the_github_workflow_validates_against_githubs_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipes = chain(tmp.path());
+    let file = tmp.path().join("workflow.yml");
+    let out = plan(
+        &recipes,
+        &[
+            "--format",
+            "github-actions",
+            "--publish",
+            "s3://bucket/repo",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&out);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("needs:\n      - wave-1"), "{text}");
+    assert!(text.contains("${{ secrets.AWS_SECRET_ACCESS_KEY }}"));
+    let Some(cj) = check_jsonschema() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("check-jsonschema (PyPI) is required under CI");
+        }
+        eprintln!("SKIP: check-jsonschema not installed (pip install check-jsonschema into target/jsonschema-venv)");
+        return;
+    };
+    let out = Command::new(cj)
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+}
+
+#[test]
+fn the_argo_workflow_has_the_structure_argo_requires() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipes = chain(tmp.path());
+    let out = plan(
+        &recipes,
+        &["--format", "argo", "--publish", "s3://bucket/repo"],
+    );
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let doc = &yaml_rust2::YamlLoader::load_from_str(&text).unwrap()[0];
+    assert_eq!(doc["apiVersion"].as_str(), Some("argoproj.io/v1alpha1"));
+    assert_eq!(doc["kind"].as_str(), Some("Workflow"));
+    assert!(doc["metadata"]["generateName"].as_str().is_some());
+    let entry = doc["spec"]["entrypoint"].as_str().unwrap();
+    let templates = doc["spec"]["templates"].as_vec().unwrap();
+    let names: Vec<&str> = templates
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&entry));
+    let dag = templates
+        .iter()
+        .find(|t| t["name"].as_str() == Some(entry))
+        .unwrap();
+    let tasks = dag["dag"]["tasks"].as_vec().unwrap();
+    assert_eq!(tasks.len(), 4);
+    let task_names: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for t in tasks {
+        let name = t["name"].as_str().unwrap();
+        // DNS-1123 label, as Argo requires of task names.
+        assert!(
+            name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        );
+        assert!(names.contains(&t["template"].as_str().unwrap()));
+        if let Some(deps) = t["dependencies"].as_vec() {
+            for d in deps {
+                assert!(task_names.contains(&d.as_str().unwrap()));
+            }
+        }
+    }
+    let bee = tasks
+        .iter()
+        .find(|t| t["name"].as_str() == Some("r-bee"))
+        .unwrap();
+    assert_eq!(bee["dependencies"][0].as_str(), Some("r-ant"));
+    assert!(text.contains("secretKeyRef"));
+}
+
+#[test]
+fn a_plan_executed_wave_by_wave_ends_in_an_installable_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipes = chain(tmp.path());
+    let g = json(&recipes, &[]);
+    let dest = tmp.path().join("published");
+    let key = test_key();
+    for (w, wave) in g["waves"].as_array().unwrap().iter().enumerate() {
+        // Each entry of a wave runs at once, on its own "machine" (its own
+        // output directory), and publishes into the shared destination.
+        let jobs: Vec<_> = wave
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let out = tmp.path().join(format!("job-{w}-{i}"));
+                let home = tmp.path().join(format!("home-{w}-{i}"));
+                std::fs::create_dir_all(&home).unwrap();
+                let script = format!(
+                    "'{bin}' build '{r}' --runner host --arch x86_64 --signing-key '{k}' --out-dir '{o}' --cache-dir '{h}/cache' && '{bin}' publish '{o}' '{d}' --signing-key '{k}' --arch x86_64",
+                    bin = bin(),
+                    r = r.as_str().unwrap(),
+                    k = key.display(),
+                    o = out.display(),
+                    h = home.display(),
+                    d = dest.display()
+                );
+                Command::new("sh")
+                    .args(["-c", &script])
+                    .env("SOURCE_DATE_EPOCH", EPOCH)
+                    .env("HOME", &home)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for j in jobs {
+            assert_ok(&j.wait_with_output().unwrap());
+        }
+    }
+    let root = tmp.path().join("root");
+    let out = Command::new(bin())
+        .arg("root")
+        .arg(&root)
+        .arg("-r")
+        .arg(&dest)
+        .arg("-k")
+        .arg(format!("{}.pub", key.display()))
+        .args(["--arch", "x86_64", "--apk-cache-dir"])
+        .arg(tmp.path().join("apk-cache"))
+        .args(["cat", "bee", "ant-dev", "dog"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    for name in ["cat", "bee", "dog"] {
+        let f = root.join(format!("usr/share/{name}/x"));
+        assert_eq!(std::fs::read_to_string(&f).unwrap().trim(), name);
+    }
+    assert!(root.join("usr/include/ant.h").is_file());
+}
