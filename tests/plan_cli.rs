@@ -249,38 +249,39 @@ fn the_argo_workflow_has_the_structure_argo_requires() {
     assert!(text.contains("secretKeyRef"));
 }
 
-#[test]
-fn a_plan_executed_wave_by_wave_ends_in_an_installable_repository() {
-    let tmp = tempfile::tempdir().unwrap();
-    let recipes = chain(tmp.path());
-    let g = json(&recipes, &[]);
-    let dest = tmp.path().join("published");
-    let key = test_key();
+/// Run every entry's `command` wave by wave, the entries of a wave at
+/// once, each in its own directory (its own "machine"); returns the
+/// entries' stdout.
+fn execute(g: &serde_json::Value, work: &Path, round: &str) -> Vec<String> {
+    let bin_dir = Path::new(bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut outputs = Vec::new();
     for (w, wave) in g["waves"].as_array().unwrap().iter().enumerate() {
-        // Each entry of a wave runs at once, on its own "machine" (its own
-        // output directory), and publishes into the shared destination.
         let jobs: Vec<_> = wave
             .as_array()
             .unwrap()
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let out = tmp.path().join(format!("job-{w}-{i}"));
-                let home = tmp.path().join(format!("home-{w}-{i}"));
-                std::fs::create_dir_all(&home).unwrap();
-                let script = format!(
-                    "'{bin}' build '{r}' --runner host --arch x86_64 --signing-key '{k}' --out-dir '{o}' --cache-dir '{h}/cache' && '{bin}' publish '{o}' '{d}' --signing-key '{k}' --arch x86_64",
-                    bin = bin(),
-                    r = r.as_str().unwrap(),
-                    k = key.display(),
-                    o = out.display(),
-                    h = home.display(),
-                    d = dest.display()
-                );
+                let node = g["recipes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|n| n["recipe"] == *r)
+                    .unwrap();
+                let dir = work.join(format!("{round}-job-{w}-{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
                 Command::new("sh")
-                    .args(["-c", &script])
+                    .args(["-ec", node["command"].as_str().unwrap()])
+                    .current_dir(&dir)
+                    .env("PATH", &path)
+                    .env("PKGBUILD_SIGNING_KEY_FILE", test_key())
                     .env("SOURCE_DATE_EPOCH", EPOCH)
-                    .env("HOME", &home)
+                    .env("HOME", &dir)
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
@@ -288,9 +289,46 @@ fn a_plan_executed_wave_by_wave_ends_in_an_installable_repository() {
             })
             .collect();
         for j in jobs {
-            assert_ok(&j.wait_with_output().unwrap());
+            let out = j.wait_with_output().unwrap();
+            assert_ok(&out);
+            outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
         }
     }
+    outputs
+}
+
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else if !p.ends_with(".pkgbuild.lock") {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_plan_executed_wave_by_wave_ends_in_an_installable_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipes = chain(tmp.path());
+    let dest = tmp.path().join("published");
+    let g = json(
+        &recipes,
+        &[
+            "--publish",
+            dest.to_str().unwrap(),
+            "--build-arg=--runner",
+            "--build-arg=host",
+        ],
+    );
+    let first = execute(&g, tmp.path(), "first");
+    assert!(first.iter().all(|o| !o.contains("up to date")), "{first:?}");
+
+    let key = test_key();
     let root = tmp.path().join("root");
     let out = Command::new(bin())
         .arg("root")
@@ -310,4 +348,14 @@ fn a_plan_executed_wave_by_wave_ends_in_an_installable_repository() {
         assert_eq!(std::fs::read_to_string(&f).unwrap().trim(), name);
     }
     assert!(root.join("usr/include/ant.h").is_file());
+
+    // Run again: every recipe is published from the same inputs, so every
+    // job skips its build and nothing at the destination changes.
+    let before = tree(&dest);
+    let again = execute(&g, tmp.path(), "again");
+    assert!(
+        again.iter().all(|o| o.contains("up to date: skipped")),
+        "{again:?}"
+    );
+    assert_eq!(tree(&dest), before);
 }

@@ -26,6 +26,8 @@ pub struct EmitOptions {
     pub repository: Option<String>,
     /// Container image with pkgbuild installed (Argo).
     pub image: String,
+    /// Extra arguments for every `pkgbuild build` (such as `--runner host`).
+    pub build_args: Vec<String>,
 }
 
 impl Default for EmitOptions {
@@ -34,13 +36,32 @@ impl Default for EmitOptions {
             key_name: "pkgbuild.rsa".into(),
             repository: None,
             image: "pkgbuild:latest".into(),
+            build_args: Vec::new(),
         }
     }
 }
 
-/// The graph as pretty JSON with a final newline.
-pub fn json(g: &Graph) -> String {
-    let mut s = serde_json::to_string_pretty(g).unwrap_or_default();
+/// The graph as pretty JSON with a final newline; each recipe carries
+/// the `command` a job runs for it (`sh -c`, with the signing key's path
+/// in `$PKGBUILD_SIGNING_KEY_FILE`).
+pub fn json(g: &Graph, o: &EmitOptions) -> String {
+    let mut value = serde_json::to_value(g).unwrap_or_default();
+    if let Some(recipes) = value.get_mut("recipes").and_then(|r| r.as_array_mut()) {
+        for (r, n) in recipes.iter_mut().zip(&g.recipes) {
+            let cmd = commands(
+                &V::Lit(n.recipe.clone()),
+                &V::Lit(n.name.clone()),
+                &V::Lit(n.input_hash.clone()),
+                &V::Var("$PKGBUILD_SIGNING_KEY_FILE".into()),
+                g,
+                o,
+            );
+            if let Some(obj) = r.as_object_mut() {
+                obj.insert("command".into(), serde_json::Value::String(cmd));
+            }
+        }
+    }
+    let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
     s.push('\n');
     s
 }
@@ -71,26 +92,75 @@ fn dump(doc: &Yaml) -> String {
     out
 }
 
-/// The shell commands of one job, for recipe `$RECIPE` (single-quoted by
-/// the caller's engine variable syntax).
-fn commands(recipe: &str, key_path: &str, g: &Graph, o: &EmitOptions) -> String {
+/// A value in a job's shell script: a literal, single-quoted, or an
+/// engine placeholder or shell variable, double-quoted so the engine's
+/// substitution (or the shell's expansion) lands inside one word.
+#[derive(Clone)]
+enum V {
+    Lit(String),
+    Var(String),
+}
+
+impl V {
+    fn sh(&self) -> String {
+        match self {
+            V::Lit(v) => format!("'{}'", v.replace('\'', r"'\''")),
+            V::Var(v) => format!("\"{v}\""),
+        }
+    }
+
+    fn raw(&self) -> &str {
+        match self {
+            V::Lit(v) | V::Var(v) => v,
+        }
+    }
+
+    fn suffixed(&self, tail: &str) -> V {
+        match self {
+            V::Lit(v) => V::Lit(format!("{v}{tail}")),
+            V::Var(v) => V::Var(format!("{v}{tail}")),
+        }
+    }
+
+    /// `a=b` as one word.
+    fn pair(a: &V, b: &V) -> V {
+        match (a, b) {
+            (V::Lit(a), V::Lit(b)) => V::Lit(format!("{a}={b}")),
+            _ => V::Var(format!("{}={}", a.raw(), b.raw())),
+        }
+    }
+}
+
+/// The shell script of one job: unless `DEST` already records the
+/// recipe's input hash, build it (its lock file is picked up beside it)
+/// and publish, recording the hash.
+fn commands(recipe: &V, name: &V, hash: &V, key: &V, g: &Graph, o: &EmitOptions) -> String {
+    let arch = &g.arch;
     let mut build = format!(
-        "pkgbuild build \"{recipe}\" --arch {} --signing-key \"{key_path}\" --out-dir packages",
-        g.arch
+        "pkgbuild build {} --arch {arch} --signing-key {} --out-dir packages",
+        recipe.sh(),
+        key.sh()
     );
+    for a in &o.build_args {
+        build.push(' ');
+        build.push_str(&V::Lit(a.clone()).sh());
+    }
     if let Some(r) = &o.repository {
         build.push_str(&format!(
-            " --repository-append \"{r}\" --keyring-append \"{key_path}.pub\""
+            " --repository-append {} --keyring-append {}",
+            V::Lit(r.clone()).sh(),
+            key.suffixed(".pub").sh()
         ));
     }
-    let mut cmds = vec![build];
-    if let Some(dest) = &g.publish {
-        cmds.push(format!(
-            "pkgbuild publish packages \"{dest}\" --signing-key \"{key_path}\" --arch {}",
-            g.arch
-        ));
-    }
-    cmds.join("\n") + "\n"
+    let Some(dest) = &g.publish else {
+        return build + "\n";
+    };
+    let dest = V::Lit(dest.clone()).sh();
+    let input = V::pair(name, hash).sh();
+    format!(
+        "if pkgbuild publish --check-input {input} {dest} --arch {arch}; then\n  echo \"up to date: skipped\"\nelse\n  {build}\n  pkgbuild publish packages {dest} --signing-key {} --arch {arch} --input-hash {input}\nfi\n",
+        key.sh()
+    )
 }
 
 /// The credentials a publish to `g.publish` reads, by secret name.
@@ -133,7 +203,7 @@ pub fn github_actions(g: &Graph, o: &EmitOptions) -> String {
                 map([
                     ("recipe", s(&n.recipe)),
                     ("name", s(&n.name)),
-                    ("input-hash", s(&n.input_hash)),
+                    ("input_hash", s(&n.input_hash)),
                 ])
             }));
             let mut publish_env = Hash::new();
@@ -163,7 +233,14 @@ pub fn github_actions(g: &Graph, o: &EmitOptions) -> String {
                     ("env", Yaml::Hash(publish_env)),
                     (
                         "run",
-                        s(&commands("${{ matrix.recipe }}", &key_path, g, o)),
+                        s(&commands(
+                            &V::Var("${{ matrix.recipe }}".into()),
+                            &V::Var("${{ matrix.name }}".into()),
+                            &V::Var("${{ matrix.input_hash }}".into()),
+                            &V::Var(key_path.clone()),
+                            g,
+                            o,
+                        )),
                     ),
                 ]),
             ]);
@@ -255,6 +332,7 @@ pub fn argo(g: &Graph, o: &EmitOptions) -> String {
                 "parameters",
                 list([
                     map([("name", s("recipe")), ("value", s(&n.recipe))]),
+                    map([("name", s("name")), ("value", s(&n.name))]),
                     map([("name", s("input-hash")), ("value", s(&n.input_hash))]),
                 ]),
             )]),
@@ -279,7 +357,14 @@ pub fn argo(g: &Graph, o: &EmitOptions) -> String {
     }));
     let script = format!(
         "set -eu\ncd /work\n{}",
-        commands("{{inputs.parameters.recipe}}", &key_path, g, o)
+        commands(
+            &V::Var("{{inputs.parameters.recipe}}".into()),
+            &V::Var("{{inputs.parameters.name}}".into()),
+            &V::Var("{{inputs.parameters.input-hash}}".into()),
+            &V::Lit(key_path.clone()),
+            g,
+            o,
+        )
     );
     let build = map([
         ("name", s("build-recipe")),
@@ -424,6 +509,6 @@ mod tests {
         let o = EmitOptions::default();
         assert_eq!(github_actions(&g, &o), github_actions(&g, &o));
         assert_eq!(argo(&g, &o), argo(&g, &o));
-        assert_eq!(json(&g), json(&g));
+        assert_eq!(json(&g, &o), json(&g, &o));
     }
 }

@@ -37,6 +37,10 @@ pub struct Args {
     /// Container image with pkgbuild installed (argo).
     #[arg(long, default_value = "pkgbuild:latest")]
     pub image: String,
+    /// Extra argument for every job's `pkgbuild build` (repeatable), such
+    /// as `--build-arg=--runner --build-arg=host`.
+    #[arg(long = "build-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub build_args: Vec<String>,
     /// Write here instead of stdout (atomically).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -58,9 +62,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         key_name: args.key_name.clone(),
         repository: args.repository.clone(),
         image: args.image.clone(),
+        build_args: args.build_args.clone(),
     };
     let text = match args.format {
-        Format::Json => emit::json(&graph),
+        Format::Json => emit::json(&graph, &eo),
         Format::GithubActions => emit::github_actions(&graph, &eo),
         Format::Argo => emit::argo(&graph, &eo),
     };

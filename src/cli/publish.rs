@@ -20,7 +20,7 @@ pub struct Args {
     pub paths: Vec<String>,
     /// Private key (`*.rsa`) that signed the packages and signs the index.
     #[arg(long, value_name = "KEY")]
-    pub signing_key: PathBuf,
+    pub signing_key: Option<PathBuf>,
     /// Publish only this architecture (repeatable). Default: every
     /// <arch>/ directory of REPO (with --reconcile: of DEST).
     #[arg(long = "arch", value_name = "ARCH")]
@@ -38,6 +38,14 @@ pub struct Args {
     /// Rebuild each arch's index at DEST from a listing of its packages.
     #[arg(long)]
     pub reconcile: bool,
+    /// Record NAME=sha256:HEX (a recipe and its `pkgbuild plan` input
+    /// hash) at DEST once everything is published (repeatable).
+    #[arg(long = "input-hash", value_name = "NAME=HASH")]
+    pub input_hashes: Vec<String>,
+    /// Only check: exit 0 when DEST records NAME=HASH for every --arch
+    /// (the recipe is published from the same inputs), 1 otherwise.
+    #[arg(long, value_name = "NAME=HASH", conflicts_with_all = ["reconcile", "input_hashes", "dry_run"])]
+    pub check_input: Option<String>,
     /// Uploads in flight at once.
     #[arg(long, default_value_t = 16)]
     pub jobs: usize,
@@ -56,12 +64,13 @@ fn wrap(e: PublishError) -> anyhow::Error {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (repo, dest) = match (args.reconcile, args.paths.as_slice()) {
+    let only_dest = args.reconcile || args.check_input.is_some();
+    let (repo, dest) = match (only_dest, args.paths.as_slice()) {
         (true, [dest]) => (None, dest.clone()),
         (false, [repo, dest]) => (Some(PathBuf::from(repo)), dest.clone()),
         (true, _) => {
             return Err(input_error(anyhow::anyhow!(
-                "publish --reconcile takes only DEST"
+                "publish --reconcile and --check-input take only DEST"
             )))
         }
         (false, _) => {
@@ -70,7 +79,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )))
         }
     };
-    let key = SigningKey::load(&args.signing_key).map_err(input_error)?;
+    let inputs = args
+        .input_hashes
+        .iter()
+        .map(|v| publish::parse_input(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| input_error(anyhow::anyhow!("--input-hash {e}")))?;
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let dest = Dest::parse(&dest, args.endpoint.as_deref(), &vars).map_err(wrap)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,6 +93,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the I/O runtime")?;
     let cas = CasPolicy::default();
+    if let Some(check) = &args.check_input {
+        let (name, hash) = publish::parse_input(check)
+            .map_err(|e| input_error(anyhow::anyhow!("--check-input {e}")))?;
+        if args.arches.is_empty() {
+            return Err(input_error(anyhow::anyhow!("--check-input needs --arch")));
+        }
+        for arch in &args.arches {
+            let current = runtime
+                .block_on(publish::check_input(&dest, arch, &name, &hash))
+                .map_err(wrap)?;
+            if !current {
+                crate::errln!(
+                    "{}: {name} for {arch} is not published from {hash}",
+                    dest.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+        crate::errln!("{}: {name} is published from {hash}", dest.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let key = SigningKey::load(
+        args.signing_key
+            .as_deref()
+            .ok_or_else(|| input_error(anyhow::anyhow!("--signing-key is required")))?,
+    )
+    .map_err(input_error)?;
     if let Some(repo) = repo {
         let opts = PublishOptions {
             repo,
@@ -87,6 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             dry_run: args.dry_run,
             jobs: args.jobs,
             cas,
+            inputs,
         };
         let verbose = args.verbose;
         let progress = move |e: Event<'_>| report(&e, verbose);

@@ -107,6 +107,10 @@ pub struct PublishOptions<'a> {
     /// Uploads in flight at once.
     pub jobs: usize,
     pub cas: CasPolicy,
+    /// `(recipe name, input hash)` pairs recorded at the destination once
+    /// every package is published and indexed (`pkgbuild plan`'s jobs skip
+    /// a recipe whose recorded hash matches).
+    pub inputs: Vec<(String, String)>,
 }
 
 /// Progress, as it happens.
@@ -483,7 +487,86 @@ pub async fn publish(
     summary.uploaded.sort();
     summary.present.sort();
     summary.refused.sort_by(|a, b| a.url.cmp(&b.url));
+    // A recipe with a refused package is not published as built.
+    if !opts.dry_run && summary.refused.is_empty() {
+        for arch in &arches {
+            for (name, hash) in &opts.inputs {
+                record_input(dest, arch, name, hash).await?;
+            }
+        }
+    }
     Ok(summary)
+}
+
+/// Where the input hash of recipe `name` is recorded for `arch`: beside
+/// the packages, in a directory apk never reads.
+fn input_location(dest: &Dest, arch: &str, name: &str) -> object_store::path::Path {
+    dest.arch_dir(arch).join(".pkgbuild-inputs").join(name)
+}
+
+/// Check an input record's parts: a recipe name and `sha256:<hex>`.
+pub fn parse_input(value: &str) -> Result<(String, String), String> {
+    let (name, hash) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{}: expected NAME=sha256:HEX", crate::term::quote(value)))?;
+    let name_ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'+' | b'-'));
+    let hex = hash.strip_prefix("sha256:").unwrap_or("");
+    let hash_ok = hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_hexdigit());
+    if !name_ok || !hash_ok {
+        return Err(format!(
+            "{}: expected NAME=sha256:HEX (a package name and 64 hex digits)",
+            crate::term::quote(value)
+        ));
+    }
+    Ok((name.to_string(), hash.to_string()))
+}
+
+async fn record_input(dest: &Dest, arch: &str, name: &str, hash: &str) -> Result<(), PublishError> {
+    let loc = input_location(dest, arch, name);
+    dest.store()
+        .put_opts(
+            &loc,
+            PutPayload::from(format!("{hash}\n").into_bytes()),
+            PutOptions::from(PutMode::Overwrite),
+        )
+        .await
+        .map_err(|source| PublishError::Store {
+            url: dest.url(&loc),
+            what: "cannot record the input hash",
+            source,
+        })?;
+    Ok(())
+}
+
+/// Whether recipe `name` was published for `arch` from inputs hashing to
+/// `hash`.
+pub async fn check_input(
+    dest: &Dest,
+    arch: &str,
+    name: &str,
+    hash: &str,
+) -> Result<bool, PublishError> {
+    let loc = input_location(dest, arch, name);
+    let store_err = |source| PublishError::Store {
+        url: dest.url(&loc),
+        what: "cannot read the input hash",
+        source,
+    };
+    match dest.store().get(&loc).await {
+        Ok(g) => {
+            if g.meta.size > 1024 {
+                return Ok(false);
+            }
+            let bytes = g.bytes().await.map_err(store_err)?;
+            Ok(bytes.as_ref() == format!("{hash}\n").as_bytes())
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(store_err(e)),
+    }
 }
 
 /// The destination answers, and every index there is ours to extend.

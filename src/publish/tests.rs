@@ -303,6 +303,7 @@ fn opts(f: &Fixture) -> PublishOptions<'_> {
         dry_run: false,
         jobs: 4,
         cas: quick(),
+        inputs: Vec::new(),
     }
 }
 
@@ -536,5 +537,40 @@ fn a_directory_destination_publishes_under_the_repository_lock() {
     for file in ["APKINDEX.tar.gz", "alpha-1.0-r0.apk", "gamma-1.0-r0.apk"] {
         crate::apk::verify::verify_file(&out.path().join("x86_64").join(file), keys.path())
             .unwrap();
+    }
+}
+
+#[test]
+fn input_hashes_are_recorded_only_after_a_complete_publish() {
+    let f = fixture(&["alpha"]);
+    let store = Arc::new(InMemory::new());
+    let dest = Dest::from_store(store.clone(), "main", "mem://main").unwrap();
+    let h1 = format!("sha256:{}", "1".repeat(64));
+    let h2 = format!("sha256:{}", "2".repeat(64));
+    rt().block_on(async {
+        assert!(!check_input(&dest, "x86_64", "alpha", &h1).await.unwrap());
+        let mut o = opts(&f);
+        o.inputs = vec![("alpha".into(), h1.clone())];
+        publish(&dest, &o, &|_| {}).await.unwrap();
+        assert!(check_input(&dest, "x86_64", "alpha", &h1).await.unwrap());
+        assert!(!check_input(&dest, "x86_64", "alpha", &h2).await.unwrap());
+        // A refused package leaves the old record alone.
+        package(&f.repo, "alpha", "1.0-r0", "changed", &f.key);
+        o.inputs = vec![("alpha".into(), h2.clone())];
+        let s = publish(&dest, &o, &|_| {}).await.unwrap();
+        assert_eq!(s.refused.len(), 1);
+        assert!(check_input(&dest, "x86_64", "alpha", &h1).await.unwrap());
+        // apk never sees the record: the index is unchanged by it.
+        assert_eq!(names_in(&dest, &f.key).await, ["alpha"]);
+    });
+    assert!(parse_input(&format!("alpha={h1}")).is_ok());
+    for bad in [
+        "alpha",
+        "=sha256:00",
+        ".x=sha256:00",
+        "a/b=x",
+        "a=sha256:zz",
+    ] {
+        assert!(parse_input(bad).is_err(), "{bad}");
     }
 }
