@@ -1,8 +1,11 @@
 //! `pkgbuild plan`: the graph as JSON, a GitHub Actions workflow checked
 //! against GitHub's schema with `check-jsonschema` (PyPI; its bundled
 //! schema works offline), an Argo Workflow checked for the structure Argo
-//! requires, and a plan executed wave by wave into a repository that
-//! `pkgbuild root` (apk's install rules) installs from.
+//! requires and loaded into Argo's model (PyPI `hera`, offline), and a plan
+//! executed wave by wave into a repository that `pkgbuild root` (apk's
+//! install rules) installs from. The Python tools come from the virtual
+//! environment `target/jsonschema-venv` (or `$PKGBUILD_TOOLS_VENV`); the
+//! checks skip without them, except under `CI`.
 
 mod util;
 
@@ -146,10 +149,16 @@ fn a_cycle_is_refused_naming_the_recipes() {
     );
 }
 
-fn check_jsonschema() -> Option<PathBuf> {
-    let venv = std::env::var_os("PKGBUILD_JSONSCHEMA_VENV")
+/// `$PKGBUILD_TOOLS_VENV`, else `target/jsonschema-venv`: a virtual
+/// environment with check-jsonschema, hera and pyyaml (PyPI).
+fn tools_venv() -> PathBuf {
+    std::env::var_os("PKGBUILD_TOOLS_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/jsonschema-venv"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/jsonschema-venv"))
+}
+
+fn check_jsonschema() -> Option<PathBuf> {
+    let venv = tools_venv();
     let candidates = [
         venv.join("bin/check-jsonschema"),
         PathBuf::from("check-jsonschema"),
