@@ -601,6 +601,12 @@ pub fn read_head_file(path: &Path) -> Result<(Head, u64)> {
     Ok((read_head(&mut src)?, size))
 }
 
+/// [`read_head_file`] for bytes already in memory, such as an index or a
+/// package's leading bytes fetched from object storage.
+pub fn read_head_bytes(bytes: &[u8]) -> Result<Head> {
+    read_head(&mut Source::new(bytes, 0))
+}
+
 /// Install scripts apk runs (apk-format.md §2.3).
 const SCRIPTS: [&str; 7] = [
     ".pre-install",

@@ -24,6 +24,8 @@ pub mod lock;
 pub mod outdir;
 pub mod pack;
 pub mod rebuild;
+pub mod plan;
+pub mod publish;
 pub mod root;
 pub mod sign;
 pub mod test;
@@ -66,6 +68,12 @@ pub enum Command {
     Keygen(keygen::Args),
     /// Write a signed APKINDEX.tar.gz for a set of packages.
     Index(index::Args),
+    /// Emit the multi-recipe build graph for a CI engine (JSON, GitHub
+    /// Actions workflow, Argo Workflow).
+    Plan(plan::Args),
+    /// Upload a repository to object storage (S3, GCS) or a directory and
+    /// merge it into the signed index there; --reconcile rebuilds indexes.
+    Publish(publish::Args),
     /// Re-sign packages in place.
     Sign(sign::Args),
     /// Re-sign an APKINDEX.tar.gz in place.
@@ -237,6 +245,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Root(a) => root::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Index(a) => index::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Publish(a) => publish::run(a),
         Command::Sign(a) => sign::run(a),
         Command::SignIndex(a) => sign::run_index(a),
         Command::Verify(a) => verify::run(a),
