@@ -39,6 +39,17 @@ fn text(input: &[u8]) -> Option<&str> {
     std::str::from_utf8(input).ok()
 }
 
+/// Errors quote what they refuse, cut to a readable length: a long
+/// value must not come back whole.
+fn check_length(msg: &str) -> Result<(), Violation> {
+    const MOST: usize = 4096;
+    if msg.len() > MOST {
+        let head: String = msg.chars().take(300).collect();
+        return Err(format!("error message of {} bytes: {head}...", msg.len()));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Recipes: parser, compiler, and the `.melange.yaml` round trip
 
@@ -55,12 +66,52 @@ fn recipe_seeds() -> Vec<Vec<u8>> {
 }
 
 const YAML_DICT: &[&[u8]] = &[
-    b"${{", b"}}", b"${{package.version}}", b"${{vars.x}}", b"${{targets.destdir}}",
-    b": ", b"- ", b"\n  ", b"\n    - ", b"uses: ", b"runs: ", b"if: ", b"with:\n", b"pipeline:\n",
-    b"subpackages:\n", b"range: ", b"var-transforms:\n", b"data:\n", b"options:\n", b"&a ", b"*a",
-    b"<<: ", b"!!str ", b"|\n", b">-\n", b"'", b"\"", b"\\u0000", b"{}", b"[]", b"~", b"null",
-    b"epoch: ", b"version: ", b"name: ", b"dependencies:\n", b"runtime:\n", b"provides:\n",
-    b"git-checkout", b"fetch", b"autoconf/make", b"split/dev", b"..", b"/", b"\t", b"#",
+    b"${{",
+    b"}}",
+    b"${{package.version}}",
+    b"${{vars.x}}",
+    b"${{targets.destdir}}",
+    b": ",
+    b"- ",
+    b"\n  ",
+    b"\n    - ",
+    b"uses: ",
+    b"runs: ",
+    b"if: ",
+    b"with:\n",
+    b"pipeline:\n",
+    b"subpackages:\n",
+    b"range: ",
+    b"var-transforms:\n",
+    b"data:\n",
+    b"options:\n",
+    b"&a ",
+    b"*a",
+    b"<<: ",
+    b"!!str ",
+    b"|\n",
+    b">-\n",
+    b"'",
+    b"\"",
+    b"\\u0000",
+    b"{}",
+    b"[]",
+    b"~",
+    b"null",
+    b"epoch: ",
+    b"version: ",
+    b"name: ",
+    b"dependencies:\n",
+    b"runtime:\n",
+    b"provides:\n",
+    b"git-checkout",
+    b"fetch",
+    b"autoconf/make",
+    b"split/dev",
+    b"..",
+    b"/",
+    b"\t",
+    b"#",
 ];
 
 fn compile_opts() -> CompileOptions {
@@ -84,6 +135,7 @@ fn recipe_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
             if !msg.contains("recipe.yaml") && !msg.contains("pipelines/") {
                 return Err(format!("error names no file: {msg}"));
             }
+            check_length(&msg)?;
             return Ok(Verdict::Rejected);
         }
     };
@@ -111,12 +163,14 @@ fn recipe_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
 fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
     use serde_json::Value as J;
     match (a, b) {
-        (J::Object(x), J::Object(y)) => x.keys().chain(y.keys()).find_map(|k| {
-            match (x.get(k), y.get(k)) {
-                (Some(va), Some(vb)) => first_difference(va, vb, &format!("{at}.{k}")),
-                _ => Some(format!("{at}.{k}: present on one side only")),
-            }
-        }),
+        (J::Object(x), J::Object(y)) => {
+            x.keys()
+                .chain(y.keys())
+                .find_map(|k| match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => first_difference(va, vb, &format!("{at}.{k}")),
+                    _ => Some(format!("{at}.{k}: present on one side only")),
+                })
+        }
         (J::Array(x), J::Array(y)) if x.len() == y.len() => x
             .iter()
             .zip(y)
@@ -158,9 +212,25 @@ fn lookup(name: &str) -> Option<String> {
 }
 
 const COND_DICT: &[&[u8]] = &[
-    b"==", b"!=", b"&&", b"||", b"(", b")", b"${{", b"}}", b"${{package.name}}",
-    b"${{build.arch}}", b"${{vars.empty}}", b"${{nope}}", b"'x86_64'", b"\"hello\"", b"'\\''",
-    b"\\", b" ", b"\t", b"\n",
+    b"==",
+    b"!=",
+    b"&&",
+    b"||",
+    b"(",
+    b")",
+    b"${{",
+    b"}}",
+    b"${{package.name}}",
+    b"${{build.arch}}",
+    b"${{vars.empty}}",
+    b"${{nope}}",
+    b"'x86_64'",
+    b"\"hello\"",
+    b"'\\''",
+    b"\\",
+    b" ",
+    b"\t",
+    b"\n",
 ];
 
 fn cond_exec(input: &[u8]) -> Result<Verdict, Violation> {
@@ -264,15 +334,38 @@ fn fuzz_substitution_parser() {
 // Versions and dependency strings
 
 const VERSION_DICT: &[&[u8]] = &[
-    b".", b"-r", b"-r0", b"_alpha", b"_beta", b"_pre", b"_rc", b"_p", b"_cvs", b"_svn", b"_git",
-    b"_hg", b"~", b"~abc123", b"a", b"z", b"0", b"00", b"99999999999999999999", b"-", b"_",
+    b".",
+    b"-r",
+    b"-r0",
+    b"_alpha",
+    b"_beta",
+    b"_pre",
+    b"_rc",
+    b"_p",
+    b"_cvs",
+    b"_svn",
+    b"_git",
+    b"_hg",
+    b"~",
+    b"~abc123",
+    b"a",
+    b"z",
+    b"0",
+    b"00",
+    b"99999999999999999999",
+    b"-",
+    b"_",
 ];
 
 /// Split a seed into up to three versions (one per line).
 fn three(input: &[u8]) -> Option<[String; 3]> {
     let t = text(input)?;
     let mut it = t.split('\n').map(str::to_string);
-    Some([it.next()?, it.next().unwrap_or_default(), it.next().unwrap_or_default()])
+    Some([
+        it.next()?,
+        it.next().unwrap_or_default(),
+        it.next().unwrap_or_default(),
+    ])
 }
 
 fn version_exec(input: &[u8]) -> Result<Verdict, Violation> {
@@ -303,11 +396,20 @@ fn version_exec(input: &[u8]) -> Result<Verdict, Violation> {
     if valid {
         // Transitivity over every ordering of the triple.
         let vs = [&a, &b, &c];
-        for (i, j, k) in [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)] {
+        for (i, j, k) in [
+            (0, 1, 2),
+            (0, 2, 1),
+            (1, 0, 2),
+            (1, 2, 0),
+            (2, 0, 1),
+            (2, 1, 0),
+        ] {
             let (x, y, z) = (vs[i], vs[j], vs[k]);
             let (xy, yz, xz) = (cmp(x, y), cmp(y, z), cmp(x, z));
             if xy != Ordering::Greater && yz != Ordering::Greater && xz == Ordering::Greater {
-                return Err(format!("not transitive: {x:?} <= {y:?} <= {z:?} but {x:?} > {z:?}"));
+                return Err(format!(
+                    "not transitive: {x:?} <= {y:?} <= {z:?} but {x:?} > {z:?}"
+                ));
             }
             if xy == Ordering::Equal && yz == Ordering::Equal && xz != Ordering::Equal {
                 return Err(format!("equality not transitive: {x:?} {y:?} {z:?}"));
@@ -355,18 +457,26 @@ fn dep_exec(input: &[u8]) -> Result<Verdict, Violation> {
                 match shown.parse::<Dep>() {
                     Ok(back) if back == d => {}
                     other => {
-                        return Err(format!("{line:?} shows as {shown:?}, which parses as {other:?}"))
+                        return Err(format!(
+                            "{line:?} shows as {shown:?}, which parses as {other:?}"
+                        ))
                     }
                 }
                 if let Some((_, v)) = &d.constraint {
                     if version::validate(v).is_err() {
-                        return Err(format!("{line:?}: accepted version {v:?} does not validate"));
+                        return Err(format!(
+                            "{line:?}: accepted version {v:?} does not validate"
+                        ));
                     }
                 }
             }
         }
     }
-    Ok(if accepted { Verdict::Accepted } else { Verdict::Rejected })
+    Ok(if accepted {
+        Verdict::Accepted
+    } else {
+        Verdict::Rejected
+    })
 }
 
 #[test]
@@ -387,9 +497,27 @@ fn fuzz_dependency_strings() {
 // Packages: signature, control and data members
 
 const ARCHIVE_DICT: &[&[u8]] = &[
-    b"datahash = ", b"pkgname = ", b"pkgver = ", b"size = ", b"builddate = 99999999999\n",
-    b"depend = ", b"provides = ", b"\n", b" = ", b"APK-TOOLS.checksum.SHA1=", b"../", b"/",
-    b"\0", b"ustar\0", b"ustar  \0", b"C:Q1", b"P:", b"V:", b"S:", b"t:99999999999", b"k:",
+    b"datahash = ",
+    b"pkgname = ",
+    b"pkgver = ",
+    b"size = ",
+    b"builddate = 99999999999\n",
+    b"depend = ",
+    b"provides = ",
+    b"\n",
+    b" = ",
+    b"APK-TOOLS.checksum.SHA1=",
+    b"../",
+    b"/",
+    b"\0",
+    b"ustar\0",
+    b"ustar  \0",
+    b"C:Q1",
+    b"P:",
+    b"V:",
+    b"S:",
+    b"t:99999999999",
+    b"k:",
 ];
 
 fn package_seeds() -> Vec<Vec<u8>> {
@@ -418,9 +546,23 @@ fn apk_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
     if verified && !data_ok {
         return Err("verify said OK but the data member does not read".into());
     }
-    if let Err(e) = IndexEntry::from_package(&path) {
-        if !e.to_string().contains("pkg.apk") {
-            return Err(format!("index entry error names no file: {e}"));
+    match IndexEntry::from_package(&path) {
+        Err(e) => {
+            if !e.to_string().contains("pkg.apk") {
+                return Err(format!("index entry error names no file: {e}"));
+            }
+            check_length(&e.to_string())?;
+        }
+        // What was read from a package can always be indexed.
+        Ok(entry) => {
+            let index = Index {
+                description: None,
+                entries: vec![entry],
+            };
+            index
+                .to_bytes(None, None)
+                .map_err(|e| format!("indexing a package that reads: {e}"))?;
+            round_trip_text(&index.entries)?;
         }
     }
     let root = dir.join("root");
@@ -436,12 +578,23 @@ fn apk_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.file_name()))
         .collect();
-    if beside != [std::ffi::OsString::from("dest")] {
-        return Err(format!("extraction wrote beside its destination: {beside:?}"));
+    let mut above: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    above.sort();
+    if beside != ["dest"] || above != ["pkg.apk", "root"] {
+        return Err(format!(
+            "extraction wrote outside its destination: {beside:?} {above:?}"
+        ));
     }
     make_writable(&root);
     let _ = std::fs::remove_dir_all(&root);
-    Ok(if ctl.is_ok() { Verdict::Accepted } else { Verdict::Rejected })
+    Ok(if ctl.is_ok() {
+        Verdict::Accepted
+    } else {
+        Verdict::Rejected
+    })
 }
 
 /// Extracted directories can be read-only; make them removable.
@@ -504,20 +657,46 @@ fn index_file_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
                 return Err("Index::read succeeded where read_head failed".into());
             }
             round_trip_text(&index.entries)?;
+            rewrite_and_read(dir, &index)?;
             Ok(Verdict::Accepted)
         }
         Err(e) => {
             if !e.to_string().contains("APKINDEX.tar.gz") {
                 return Err(format!("index error names no file: {e}"));
             }
+            check_length(&e.to_string())?;
             Ok(Verdict::Rejected)
         }
     }
 }
 
+/// An index that was read can be written again, and reads back the same.
+fn rewrite_and_read(dir: &Path, index: &Index) -> Result<(), Violation> {
+    let bytes = match index.to_bytes(None, None) {
+        Ok(b) => b,
+        Err(pkgbuild::apk::index::IndexError::DescriptionTooLong(_)) => return Ok(()),
+        Err(e) => return Err(format!("an index that reads cannot be written: {e}")),
+    };
+    let again = dir.join("again").join("APKINDEX.tar.gz");
+    std::fs::create_dir_all(again.parent().unwrap()).map_err(|e| e.to_string())?;
+    std::fs::write(&again, bytes).map_err(|e| e.to_string())?;
+    let back =
+        Index::read(&again).map_err(|e| format!("the rewritten index does not read: {e}"))?;
+    let key = |e: &IndexEntry| (e.info.name.clone(), e.info.version.clone(), e.control_sha1);
+    let mut want: Vec<IndexEntry> = index.entries.iter().map(as_rendered).collect();
+    let mut got = back.entries;
+    want.sort_by_key(key);
+    got.sort_by_key(key);
+    if want != got || back.description != index.description {
+        return Err("the rewritten index reads back different".into());
+    }
+    Ok(())
+}
+
 /// What rendering promises to keep of an entry: a value cannot hold a line
-/// break (a stray `\r` from a CRLF file becomes a blank), and `k:0` is
-/// apk's default priority, written as no `k:` line.
+/// break (a stray `\r` from a CRLF file becomes a blank), `k:0` is apk's
+/// default priority, written as no `k:` line, and some `.PKGINFO` fields
+/// have no index letter.
 fn as_rendered(e: &IndexEntry) -> IndexEntry {
     let mut e = e.clone();
     let i = &mut e.info;
@@ -537,6 +716,13 @@ fn as_rendered(e: &IndexEntry) -> IndexEntry {
     if i.provider_priority == Some(0) {
         i.provider_priority = None;
     }
+    // `.PKGINFO` fields the index does not carry (apk reads them from the
+    // package at install time).
+    i.packager.clear();
+    i.datahash.clear();
+    i.replaces.clear();
+    i.triggers.clear();
+    i.replaces_priority = None;
     e
 }
 
@@ -548,7 +734,8 @@ fn round_trip_text(entries: &[IndexEntry]) -> Result<(), Violation> {
         entries: entries.to_vec(),
     };
     let text = index.render_text();
-    let back = Index::parse_text(&text).map_err(|e| format!("rendered index does not parse: {e}\n{text}"))?;
+    let back = Index::parse_text(&text)
+        .map_err(|e| format!("rendered index does not parse: {e}\n{text}"))?;
     let key = |e: &IndexEntry| (e.info.name.clone(), e.info.version.clone(), e.control_sha1);
     let (mut a, mut b) = (entries.iter().map(as_rendered).collect::<Vec<_>>(), back);
     a.sort_by_key(key);

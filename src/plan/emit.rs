@@ -886,7 +886,9 @@ subpackages:
         );
         let text = round_trip(&recipe, &opts(vec![])).unwrap();
         assert!(
-            text.contains("capabilities:\n  add:\n    - CAP_NET_ADMIN\n  drop:\n    - CAP_SYS_ADMIN\n"),
+            text.contains(
+                "capabilities:\n  add:\n    - CAP_NET_ADMIN\n  drop:\n    - CAP_SYS_ADMIN\n"
+            ),
             "{text}"
         );
     }

@@ -21,10 +21,7 @@ pub fn split(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
     while !rest.is_empty() {
         let mut z = flate2::bufread::GzDecoder::new(rest);
         let mut tar = Vec::new();
-        z.by_ref()
-            .take(16 << 20)
-            .read_to_end(&mut tar)
-            .ok()?;
+        z.by_ref().take(16 << 20).read_to_end(&mut tar).ok()?;
         rest = z.into_inner();
         out.push(tar);
         if out.len() > 8 {
@@ -106,10 +103,18 @@ fn mutate_header(rng: &mut StdRng, tar: &mut [u8]) -> bool {
         1 => put(h, 157..257, NAMES[rng.gen_range(0..NAMES.len())].as_bytes()),
         2 => put(h, 124..136, SIZES[rng.gen_range(0..SIZES.len())].as_bytes()),
         3 => h[156] = TYPES[rng.gen_range(0..TYPES.len())],
-        4 => put(h, 100..108, ["7777777", "0", "4755", "x"][rng.gen_range(0..4)].as_bytes()),
+        4 => put(
+            h,
+            100..108,
+            ["7777777", "0", "4755", "x"][rng.gen_range(0..4)].as_bytes(),
+        ),
         5 => {
             // Base-256 numbers (first byte 0x80) in size or mtime.
-            let range = if rng.gen_bool(0.5) { 124..136 } else { 136..148 };
+            let range = if rng.gen_bool(0.5) {
+                124..136
+            } else {
+                136..148
+            };
             let mut v = vec![0x80u8];
             v.extend((0..11).map(|_| rng.gen::<u8>()));
             put(h, range, &v);

@@ -64,9 +64,9 @@ pub fn budget() -> Duration {
 pub fn rng_for(target: &str) -> StdRng {
     let seed = env_u64("PKGBUILD_FUZZ_SEED").unwrap_or(0x5eed_2026);
     // Each target gets its own stream, so adding one does not shift the others.
-    let salt = target
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let salt = target.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     StdRng::seed_from_u64(seed ^ salt)
 }
 
@@ -76,10 +76,7 @@ const POOL_CAP: usize = 512;
 /// Run `exec` on every seed, then on mutants until the budget is spent.
 /// Panics (with every failing input saved) if any input panicked or broke
 /// an invariant.
-pub fn run(
-    target: Target<'_>,
-    mut exec: impl FnMut(&[u8]) -> Result<Verdict, Violation>,
-) -> Stats {
+pub fn run(target: Target<'_>, mut exec: impl FnMut(&[u8]) -> Result<Verdict, Violation>) -> Stats {
     assert!(!target.seeds.is_empty(), "{}: no seeds", target.name);
     let mut rng = rng_for(target.name);
     let max_iters = env_u64("PKGBUILD_FUZZ_ITERS").unwrap_or(u64::MAX);
@@ -125,7 +122,13 @@ pub fn run(
         let mut input = base.clone();
         match target.mutator {
             Some(m) => m(&mut rng, &mut input, &target.seeds, target.dict),
-            None => mutate(&mut rng, &mut input, &target.seeds, target.dict, target.max_len),
+            None => mutate(
+                &mut rng,
+                &mut input,
+                &target.seeds,
+                target.dict,
+                target.max_len,
+            ),
         }
         if one(&input, &mut stats, &mut failures) {
             if pool.len() < POOL_CAP {
@@ -171,9 +174,9 @@ fn save_failure(target: &str, input: &[u8]) -> PathBuf {
         .join("fuzz-failures")
         .join(target);
     let _ = std::fs::create_dir_all(&dir);
-    let hash = input
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
+    let hash = input.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
     let path = dir.join(format!("{hash:016x}"));
     let _ = std::fs::write(&path, input);
     path
@@ -322,7 +325,12 @@ fn mutate_once(rng: &mut StdRng, data: &mut Vec<u8>, seeds: &[Vec<u8>], dict: &[
             let (s, e) = span(rng, len.min(8));
             let piece = data[s..e].to_vec();
             let times = rng.gen_range(2..200);
-            let rep: Vec<u8> = piece.iter().copied().cycle().take(piece.len() * times).collect();
+            let rep: Vec<u8> = piece
+                .iter()
+                .copied()
+                .cycle()
+                .take(piece.len() * times)
+                .collect();
             data.splice(at.min(data.len())..at.min(data.len()), rep);
         }
     }

@@ -18,8 +18,25 @@ use super::archive;
 use super::harness::{Verdict, Violation};
 
 pub const DICT: &[&[u8]] = &[
-    b"world: ", b"\nD:", b"\np:", b"\ni:", b"\nk:", b"\nA:noarch", b"\nA:aarch64", b"!", b">=",
-    b"<", b"=", b"~", b"so:libx.so.1", b"=1.0", b"p0", b"p1", b"v0", b"\n\n", b"C:Q1",
+    b"world: ",
+    b"\nD:",
+    b"\np:",
+    b"\ni:",
+    b"\nk:",
+    b"\nA:noarch",
+    b"\nA:aarch64",
+    b"!",
+    b">=",
+    b"<",
+    b"=",
+    b"~",
+    b"so:libx.so.1",
+    b"=1.0",
+    b"p0",
+    b"p1",
+    b"v0",
+    b"\n\n",
+    b"C:Q1",
 ];
 
 #[derive(serde::Deserialize)]
@@ -129,7 +146,9 @@ fn fits(d: &Dep, version: &str) -> bool {
 /// `None` when `req` (asked by `by`, or the world) is met by `picked`.
 fn unmet(picked: &[&IndexEntry], by: Option<&IndexEntry>, req: &str) -> Option<String> {
     let d: Dep = req.parse().ok()?;
-    let who = by.map_or("world".to_string(), |e| format!("{}-{}", e.info.name, e.info.version));
+    let who = by.map_or("world".to_string(), |e| {
+        format!("{}-{}", e.info.name, e.info.version)
+    });
     let provs = providers(picked, &d.name);
     if !d.conflict {
         if provs.iter().any(|(_, v)| fits(&d, v)) {
@@ -139,7 +158,9 @@ fn unmet(picked: &[&IndexEntry], by: Option<&IndexEntry>, req: &str) -> Option<S
             .iter()
             .map(|(p, v)| format!("{}-{} (as {v:?})", p.info.name, p.info.version))
             .collect();
-        return Some(format!("{who}: `{req}` is not met; providers picked: {have:?}"));
+        return Some(format!(
+            "{who}: `{req}` is not met; providers picked: {have:?}"
+        ));
     }
     // A conflict binds the package of that name, and a sole provider; with
     // several providers apk only weighs the one it chose for the name.
@@ -147,7 +168,10 @@ fn unmet(picked: &[&IndexEntry], by: Option<&IndexEntry>, req: &str) -> Option<S
     for (p, v) in &provs {
         let itself = by.is_some_and(|b| std::ptr::eq(b, *p));
         if !itself && (p.info.name == d.name || sole) && fits(&d, v) {
-            return Some(format!("{who}: conflict `{req}` but {}-{} was picked", p.info.name, p.info.version));
+            return Some(format!(
+                "{who}: conflict `{req}` but {}-{} was picked",
+                p.info.name, p.info.version
+            ));
         }
     }
     None
@@ -187,10 +211,16 @@ pub fn exec(input: &[u8]) -> Result<Verdict, Violation> {
     let mut seen = HashMap::new();
     for e in &picked {
         if let Some(v) = seen.insert(e.info.name.as_str(), e.info.version.as_str()) {
-            return Err(format!("{} picked twice ({v} and {})", e.info.name, e.info.version));
+            return Err(format!(
+                "{} picked twice ({v} and {})",
+                e.info.name, e.info.version
+            ));
         }
         if !["x86_64", "noarch", ""].contains(&e.info.arch.as_str()) {
-            return Err(format!("{}-{} has arch {:?}", e.info.name, e.info.version, e.info.arch));
+            return Err(format!(
+                "{}-{} has arch {:?}",
+                e.info.name, e.info.version, e.info.arch
+            ));
         }
     }
     // A later world entry for a name replaces an earlier one, as in apk.
