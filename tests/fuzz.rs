@@ -826,3 +826,46 @@ fn fuzz_resolver_on_random_indexes() {
         resolver::exec,
     );
 }
+
+// ---------------------------------------------------------------------------
+// Regressions kept as named tests (their inputs are also seeds above)
+
+fn corpus_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz/corpus")
+        .join(rel)
+}
+
+#[test]
+fn package_with_out_of_range_builddate_is_refused_naming_the_file() {
+    let path = corpus_file("apk/builddate-overflow.apk");
+    let err = IndexEntry::from_package(&path).unwrap_err().to_string();
+    assert!(err.contains("builddate-overflow.apk"), "{err}");
+    assert!(err.contains("99999999999"), "{err}");
+}
+
+#[test]
+fn package_with_out_of_range_size_is_refused_naming_the_file() {
+    let path = corpus_file("apk/size-overflow.apk");
+    let err = IndexEntry::from_package(&path).unwrap_err().to_string();
+    assert!(err.contains("size-overflow.apk"), "{err}");
+    assert!(err.contains("expected a non-negative integer"), "{err}");
+}
+
+#[test]
+fn index_with_out_of_range_builddate_is_refused_naming_the_file() {
+    let path = corpus_file("index-file/builddate-overflow.tar.gz");
+    let err = Index::read(&path).unwrap_err().to_string();
+    assert!(err.contains("builddate-overflow.tar.gz"), "{err}");
+    assert!(err.contains("t:99999999999 is out of range"), "{err}");
+}
+
+#[test]
+fn capabilities_survive_the_embedded_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = std::fs::read(corpus_file("recipe/capabilities.yaml")).unwrap();
+    assert!(matches!(
+        recipe_exec(dir.path(), &input),
+        Ok(Verdict::Accepted)
+    ));
+}
