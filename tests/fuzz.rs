@@ -869,3 +869,17 @@ fn capabilities_survive_the_embedded_recipe() {
         Ok(Verdict::Accepted)
     ));
 }
+
+#[test]
+fn a_required_input_left_empty_by_a_var_is_refused_naming_the_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = std::fs::read(corpus_file("recipe/empty-var-in-required-input.yaml")).unwrap();
+    let path = dir.path().join("recipe.yaml");
+    std::fs::write(&path, input).unwrap();
+    let err = compile(&path, &compile_opts()).unwrap_err().to_string();
+    assert!(err.contains("recipe.yaml"), "{err}");
+    assert!(
+        err.contains("requires input `version`, but `${{vars.mangled-package-version}}` is empty"),
+        "{err}"
+    );
+}
