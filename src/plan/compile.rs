@@ -1185,7 +1185,39 @@ impl Compiler<'_> {
                 by_caller,
             });
         }
-        let own = resolve_inputs(&raw, frame, scope)?;
+        let mut own = resolve_inputs(&raw, frame, scope)?;
+        // A value that substitutes to nothing counts as not given, like an
+        // empty one written out: the default applies and a required input
+        // is missing. Otherwise the embedded `.melange.yaml`, which leaves
+        // empty inputs out, would compile differently (found by fuzzing).
+        let mut defaulted = false;
+        for (r, (_, input)) in raw.iter_mut().zip(declared) {
+            let empty = own.get(&r.name).is_some_and(|v| v.is_empty());
+            if !(r.by_caller && empty && !r.text.is_empty()) {
+                continue;
+            }
+            if input.required {
+                return Err(src.err(
+                    r.text.pos,
+                    format!(
+                        "pipeline `{}` requires input `{}`, but `{}` is empty",
+                        uses.value, r.name, r.text.value
+                    ),
+                ));
+            }
+            if let Some(d) = input.default.as_ref().filter(|d| !d.is_empty()) {
+                *r = RawInput {
+                    name: r.name.clone(),
+                    text: d.clone(),
+                    from: file.clone(),
+                    by_caller: false,
+                };
+                defaulted = true;
+            }
+        }
+        if defaulted {
+            own = resolve_inputs(&raw, frame, scope)?;
+        }
         for RawInput {
             name: k,
             text: t,
@@ -1606,6 +1638,29 @@ mod tests {
         assert!(!on("[arm64]", X86_64));
         assert!(!on("[aarch64, all]", X86_64));
         assert!(!on("[x86_64]", Riscv64));
+    }
+
+    #[test]
+    fn an_input_that_substitutes_to_nothing_counts_as_not_given() {
+        // Found by tests/fuzz.rs: an empty var passed to a required input
+        // compiled, but the embedded `.melange.yaml` (empty inputs left
+        // out) did not; and a default was skipped that the rebuild applied.
+        let e = plan_of(
+            &format!("{HEAD}vars:\n  none: ''\npipeline:\n  - uses: copy\n    with:\n      src: ${{{{vars.none}}}}\n"),
+            crate::arch::Arch::X86_64,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("pipeline `copy` requires input `src`, but `${{vars.none}}` is empty"),
+            "{e}"
+        );
+        let plan = plan_of(
+            &format!("{HEAD}vars:\n  none: ''\npipeline:\n  - uses: strip\n    with:\n      opts: ${{{{vars.none}}}}\n"),
+            crate::arch::Arch::X86_64,
+        )
+        .unwrap();
+        assert_eq!(plan.packages[0].steps[0].with["opts"], "-g");
     }
 
     #[test]

@@ -93,6 +93,11 @@ pub fn recipe_yaml(plan: &Plan) -> Result<String, EmitError> {
     let mut root = Map::default();
     root.map("package", package);
     root.map("environment", environment);
+    // Taken as written (never substituted), so written back unescaped.
+    let mut caps = Map::default();
+    caps.strs("add", &plan.capabilities.add);
+    caps.strs("drop", &plan.capabilities.drop);
+    root.map("capabilities", caps);
     if e.dollar {
         let mut vars = Map::default();
         vars.str(DOLLAR_VAR, "$");
@@ -867,6 +872,24 @@ subpackages:
         assert_eq!(
             plan.packages[0].description,
             "uses ${{vars.kept}} as written"
+        );
+    }
+
+    #[test]
+    fn capabilities_survive_the_rebuild() {
+        // Found by tests/fuzz.rs: `capabilities` was left out of the
+        // emitted recipe, so a rebuild ran steps with the default set.
+        let dir = tempfile::tempdir().unwrap();
+        let recipe = write_recipe(
+            dir.path(),
+            "package:\n  name: c\n  version: 1\ncapabilities:\n  add: [CAP_NET_ADMIN]\n  drop: [CAP_SYS_ADMIN]\npipeline:\n  - runs: true\n",
+        );
+        let text = round_trip(&recipe, &opts(vec![])).unwrap();
+        assert!(
+            text.contains(
+                "capabilities:\n  add:\n    - CAP_NET_ADMIN\n  drop:\n    - CAP_SYS_ADMIN\n"
+            ),
+            "{text}"
         );
     }
 
