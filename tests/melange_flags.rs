@@ -204,3 +204,92 @@ fn several_architectures_build_in_turn_and_a_foreign_hermetic_one_is_refused_by_
         "{text}"
     );
 }
+
+/// A Makefile written the way melange's documentation and distributions
+/// drive melange (a `MELANGE` variable, `keygen` for the key, `build` with
+/// the usual flags, a separate `index`, then `test`), run unchanged apart
+/// from the binary it names.
+const MAKEFILE: &str = r#"MELANGE ?= melange
+ARCH ?= x86_64
+KEY ?= local-melange.rsa
+OUT ?= packages
+
+MELANGE_OPTS += --arch ${ARCH}
+MELANGE_OPTS += --signing-key ${KEY}
+MELANGE_OPTS += --runner bubblewrap
+MELANGE_OPTS += --env-file build-${ARCH}.env
+MELANGE_OPTS += --namespace local
+MELANGE_OPTS += --pipeline-dir ./pipelines/
+MELANGE_OPTS += --out-dir ${OUT}
+MELANGE_OPTS += --generate-index=false
+
+all: ${OUT}/${ARCH}/APKINDEX.tar.gz
+
+${KEY}:
+	${MELANGE} keygen ${KEY}
+
+${OUT}/${ARCH}/greet-1.0.0-r0.apk: greet.yaml ${KEY}
+	${MELANGE} build greet.yaml ${MELANGE_OPTS} --source-dir ./greet/
+
+${OUT}/${ARCH}/APKINDEX.tar.gz: ${OUT}/${ARCH}/greet-1.0.0-r0.apk
+	${MELANGE} index -o $@ --signing-key ${KEY} ${OUT}/${ARCH}/*.apk
+
+test: all
+	${MELANGE} test greet.yaml --arch ${ARCH} --runner bubblewrap --pipeline-dirs ./pipelines/ --keyring-append ${KEY}.pub --out-dir ${OUT}
+
+.PHONY: all test
+"#;
+
+#[test]
+fn a_melange_makefile_runs_unchanged_with_the_binary_swapped() {
+    if !bwrap_or_skip() || arch() != "x86_64" {
+        return;
+    }
+    if Command::new("make").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "make is required under CI"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("Makefile"), MAKEFILE).unwrap();
+    std::fs::write(d.join("build-x86_64.env"), "GREETING=hello-from-env\n").unwrap();
+    std::fs::create_dir_all(d.join("pipelines/local")).unwrap();
+    std::fs::write(
+        d.join("pipelines/local/write.yaml"),
+        "name: write the greeting\ninputs:\n  text:\n    required: true\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share/greet\n      echo \"${{inputs.text}} $GREETING\" > ${{targets.destdir}}/usr/share/greet/text\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("greet")).unwrap();
+    std::fs::write(d.join("greet/extra"), "from the source dir\n").unwrap();
+    std::fs::write(
+        d.join("greet.yaml"),
+        "package:\n  name: greet\n  version: 1.0.0\n  epoch: 0\n  description: makefile\n  copyright:\n    - license: MIT\npipeline:\n  - uses: local/write\n    with:\n      text: hi\n  - runs: cp extra ${{targets.destdir}}/usr/share/greet/extra\ntest:\n  pipeline:\n    - runs: test -f /etc/passwd\n",
+    )
+    .unwrap();
+    let res = Command::new("make")
+        .current_dir(d)
+        .arg(format!("MELANGE={}", bin()))
+        .arg("test")
+        .env("HOME", d)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
+    assert_ok(&res);
+    let apk = d.join("packages/x86_64/greet-1.0.0-r0.apk");
+    let e = entries(&apk);
+    assert_eq!(e["usr/share/greet/text"].content, b"hi hello-from-env\n");
+    assert_eq!(e["usr/share/greet/extra"].content, b"from the source dir\n");
+    let text = show(&res);
+    assert!(text.contains("PASS greet-1.0.0-r0"), "{text}");
+    let v = Command::new(bin())
+        .args(["verify", "--keys-dir"])
+        .arg(d)
+        .arg(&apk)
+        .arg(d.join("packages/x86_64/APKINDEX.tar.gz"))
+        .output()
+        .unwrap();
+    assert_ok(&v);
+}

@@ -415,3 +415,20 @@ fn a_value_passed_through_to_a_nested_pipeline_is_the_callers_not_a_self_referen
     assert!(text.contains("echo hello-spicy spicy"), "{text}");
     assert!(text.contains("echo hello-mild mild"), "{text}");
 }
+
+#[test]
+fn an_empty_range_is_no_range_and_an_empty_priority_is_absent_as_in_melange() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("empties.yaml");
+    std::fs::write(
+        &recipe,
+        "package:\n  name: empties\n  version: 1.0.0\n  epoch: 0\n  description: x\n  copyright:\n    - license: MIT\n  dependencies:\n    replaces-priority: \"\"\nvars:\n  prio: \"\"\npipeline:\n  - runs: echo hi\nsubpackages:\n  - name: empties-sub\n    range: \"\"\n    description: sub\n    dependencies:\n      provider-priority: ${{vars.prio}}\n    pipeline:\n      - runs: echo sub\n",
+    )
+    .unwrap();
+    let plan = compile_file(recipe.to_str().unwrap(), &[]);
+    assert_eq!(names(&plan), ["empties", "empties-sub"]);
+    for p in plan["packages"].as_array().unwrap() {
+        assert!(p["dependencies"]["provider_priority"].is_null(), "{p}");
+        assert!(p["dependencies"]["replaces_priority"].is_null(), "{p}");
+    }
+}

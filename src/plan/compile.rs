@@ -632,7 +632,8 @@ fn expand_subpackages<'r>(
 ) -> Result<Vec<Instance<'r>>, RecipeError> {
     let mut out = Vec::new();
     for sp in &recipe.subpackages {
-        let Some(range) = &sp.range else {
+        // melange reads `range: ""` as no range at all.
+        let Some(range) = sp.range.as_ref().filter(|r| !r.value.trim().is_empty()) else {
             let name = strict(src, &sp.name, "subpackage name", &scope_lookup(scope))?;
             out.push(Instance {
                 sp,
@@ -727,7 +728,10 @@ fn check_package_rules(src: &Source, recipe: &Recipe) -> Result<(), RecipeError>
             .into_iter()
             .flatten()
         {
-            if !p.value.contains("${{") && !validate::is_valid_priority(&p.value) {
+            if !p.value.contains("${{")
+                && !p.value.trim().is_empty()
+                && !validate::is_valid_priority(&p.value)
+            {
                 return Err(src.err(
                     p.pos,
                     format!("priority must be an integer, found `{}`", p.value),
@@ -909,6 +913,11 @@ fn dependencies(
     let prio = |p: &Option<Text>, what: &str| -> Result<Option<String>, RecipeError> {
         let Some(t) = p else { return Ok(None) };
         let v = strict(src, t, what, lk)?;
+        // An empty priority (written so, or from an empty variable) is
+        // absent, as melange skips it.
+        if v.trim().is_empty() {
+            return Ok(None);
+        }
         if !validate::is_valid_priority(&v) {
             return Err(src.err(t.pos, format!("priority must be an integer, found `{v}`")));
         }
