@@ -222,7 +222,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            crate::errln!("error: {err:#}");
+            crate::errln!("error: {}", crate::error::chain(&err));
             if crate::error::is_input_error(&err) {
                 ExitCode::from(2)
             } else {

@@ -199,7 +199,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for (apk, e) in group.members {
             let rebuilt = out_dir.join(arch.apk()).join(e.file_name());
             let verdict = match &built {
-                Err(err) => Verdict::Failed(format!("the rebuild failed: {err:#}")),
+                Err(err) => {
+                    Verdict::Failed(format!("the rebuild failed: {}", crate::error::chain(err)))
+                }
                 Ok(_) if !rebuilt.is_file() => Verdict::Failed(format!(
                     "the rebuild wrote no {} (the embedded recipe does not produce it)",
                     e.file_name()
@@ -207,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(_) => match diff::compare(&apk, &rebuilt) {
                     Ok(None) => Verdict::Identical,
                     Ok(Some(d)) => Verdict::Differs(d),
-                    Err(err) => Verdict::Failed(format!("{err:#}")),
+                    Err(err) => Verdict::Failed(crate::error::chain(&err)),
                 },
             };
             let kept = args.out_dir.is_some().then_some(rebuilt);

@@ -180,7 +180,7 @@ fn recipe_errors(
     // recipe: said once.
     let mut said = BTreeSet::new();
     for e in &errors {
-        let text = format!("{e:#}");
+        let text = crate::error::chain(&e);
         if said.insert(text.clone()) {
             reporter.message(Level::Error, None, &text);
         }
@@ -319,8 +319,9 @@ fn build_all(
                             Level::Warn,
                             None,
                             &format!(
-                                "{}: cannot describe the published package: {e:#}",
-                                p.display()
+                                "{}: cannot describe the published package: {}",
+                                p.display(),
+                                crate::error::chain(&e)
                             ),
                         ),
                     }
@@ -417,7 +418,7 @@ fn failure_reason(e: &anyhow::Error) -> String {
             format!("{package}: {count} required lint check(s) failed")
         }
         None => {
-            let text = format!("{e:#}");
+            let text = crate::error::chain(&e);
             let line = text.lines().next().unwrap_or("").trim();
             match line.char_indices().nth(160) {
                 Some((cut, _)) => format!("{}...", &line[..cut]),
@@ -431,7 +432,7 @@ fn failure_reason(e: &anyhow::Error) -> String {
 /// status and the last lines it printed.
 fn failure(e: &anyhow::Error) -> Failure {
     let mut f = Failure {
-        message: format!("{e:#}"),
+        message: crate::error::chain(&e),
         ..Failure::default()
     };
     match e.downcast_ref::<BuildError>() {

@@ -353,7 +353,13 @@ fn test_package(
     };
     let env = match env {
         Ok(env) => env,
-        Err(e) => return Ok(Outcome::Fail(format!("{}: {e:#}", pkg.name))),
+        Err(e) => {
+            return Ok(Outcome::Fail(format!(
+                "{}: {}",
+                pkg.name,
+                crate::error::chain(&e)
+            )))
+        }
     };
     let lines = match &env {
         TestEnv::Sysroot(e, _) => &e.log,
