@@ -180,7 +180,7 @@ fn recipe_errors(
     // recipe: said once.
     let mut said = BTreeSet::new();
     for e in &errors {
-        let text = crate::error::chain(&e);
+        let text = crate::error::chain(e);
         if said.insert(text.clone()) {
             reporter.message(Level::Error, None, &text);
         }
@@ -418,7 +418,7 @@ fn failure_reason(e: &anyhow::Error) -> String {
             format!("{package}: {count} required lint check(s) failed")
         }
         None => {
-            let text = crate::error::chain(&e);
+            let text = crate::error::chain(e);
             let line = text.lines().next().unwrap_or("").trim();
             match line.char_indices().nth(160) {
                 Some((cut, _)) => format!("{}...", &line[..cut]),
@@ -432,7 +432,7 @@ fn failure_reason(e: &anyhow::Error) -> String {
 /// status and the last lines it printed.
 fn failure(e: &anyhow::Error) -> Failure {
     let mut f = Failure {
-        message: crate::error::chain(&e),
+        message: crate::error::chain(e),
         ..Failure::default()
     };
     match e.downcast_ref::<BuildError>() {
