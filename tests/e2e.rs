@@ -304,7 +304,7 @@ fn subpackage_pipelines_fill_their_packages_without_a_main_pipeline() {
         s.cache.path(),
         &root,
     );
-    let ran = run_in_root(&root, "/usr/bin/e2e-parts-tool");
+    let ran = run_in_root(&root, &["/usr/bin/e2e-parts-tool"]);
     assert!(ran.status.success(), "{}", show(&ran));
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),
@@ -403,7 +403,7 @@ fn split_libraries_provide_the_so_names_the_program_depends_on() {
         assert!(names.contains(&want), "{names:?}");
     }
     assert!(!names.contains(&"e2e-shapes-dev"), "{names:?}");
-    let ran = run_in_root(&root, "/usr/bin/shapes");
+    let ran = run_in_root(&root, &["/usr/bin/shapes"]);
     assert!(ran.status.success(), "{}", show(&ran));
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),

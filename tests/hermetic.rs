@@ -152,7 +152,7 @@ fn a_c_program_builds_hermetically_from_a_served_base_then_installs_and_runs_in_
     );
     assert!(root.join("usr/lib/x86_64-linux-gnu/libc.so.6").exists());
     // No shell was asked for: the program runs on its own.
-    let ran = run_in_root(&root, "/usr/bin/hermetic-hello");
+    let ran = run_in_root(&root, &["/usr/bin/hermetic-hello"]);
     assert!(ran.status.success(), "{}", show(&ran));
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "hermetic hello\n");
 }

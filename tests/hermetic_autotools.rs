@@ -11,142 +11,18 @@ mod util;
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use pkgbuild::install::{self, Package, RootSetup, ScriptRun};
-use pkgbuild::resolve::{self, RepoIndex};
-use pkgbuild::upstream::{Client, ClientOptions, RepoSpec, TrustedKey};
+use util::base::{base, install_fresh, public_key, run_in_root, ARCH};
 use util::http::Server;
 use util::{pkgbuild, show, test_key};
 
-const ARCH: &str = "x86_64";
 const TARBALLS: [&str; 2] = ["libtwine-1.0.0.tar.gz", "twine-cli-2.1.tar.gz"];
-
-/// All `examples/base/*.yaml` built in one host-runner invocation into
-/// `dir/base`; None (skip) when bubblewrap is missing or, outside CI, the
-/// host lacks a Debian package a recipe copies (its error says
-/// `apt-get install`).
-fn build_base(dir: &Path) -> Option<PathBuf> {
-    if !util::bwrap_or_skip() || util::arch() != ARCH {
-        return None;
-    }
-    let out = dir.join("base");
-    let mut args: Vec<OsString> = vec![
-        "build".into(),
-        "--runner".into(),
-        "host".into(),
-        "-q".into(),
-        "--out-dir".into(),
-        out.clone().into(),
-        "--signing-key".into(),
-        test_key().into(),
-    ];
-    let mut recipes = base_recipes();
-    recipes.sort();
-    args.extend(recipes.into_iter().map(Into::into));
-    let res = pkgbuild(&args);
-    if !res.status.success() {
-        let text = show(&res);
-        assert!(
-            std::env::var_os("CI").is_none() && text.contains("apt-get install"),
-            "base repository did not build:\n{text}"
-        );
-        eprintln!("skipped: {text}");
-        return None;
-    }
-    Some(out)
-}
-
-fn base_recipes() -> Vec<PathBuf> {
-    fs::read_dir(util::repo_root().join("examples/base"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect()
-}
-
-fn public_key() -> PathBuf {
-    let mut p = test_key().as_os_str().to_owned();
-    p.push(".pub");
-    PathBuf::from(p)
-}
-
-/// Install `world` from `repos` into a fresh root with the library's
-/// resolver, client and installer, as `apk add --initdb` would.
-fn install_fresh(repos: &[String], world: &[String], cache: &Path, root: &Path) {
-    let client = Client::new(ClientOptions {
-        cache_dir: cache.to_path_buf(),
-        offline: false,
-        timeout: std::time::Duration::from_secs(30),
-    })
-    .unwrap();
-    let keys = vec![TrustedKey::from_file(&public_key()).unwrap()];
-    let specs: Vec<RepoSpec> = repos.iter().map(|r| RepoSpec::parse(r).unwrap()).collect();
-    let indexes: Vec<RepoIndex> = specs
-        .iter()
-        .map(|s| RepoIndex {
-            tag: None,
-            entries: client.index(s, ARCH, &keys).unwrap().entries,
-        })
-        .collect();
-    let picks = resolve::resolve(&indexes, world, ARCH).unwrap();
-    let files: Vec<(PathBuf, usize, usize)> = picks
-        .iter()
-        .map(|p| {
-            let e = &indexes[p.repo].entries[p.entry];
-            (
-                client.package(&specs[p.repo], ARCH, e).unwrap(),
-                p.repo,
-                p.entry,
-            )
-        })
-        .collect();
-    let pkgs: Vec<Package> = files
-        .iter()
-        .map(|(path, r, e)| Package {
-            path,
-            entry: &indexes[*r].entries[*e],
-            repository: &repos[*r],
-        })
-        .collect();
-    let setup = RootSetup {
-        arch: ARCH,
-        world,
-        repositories: repos,
-        keys: &[],
-    };
-    fs::create_dir_all(root).unwrap();
-    let mut no_scripts = |s: &ScriptRun| Err(format!("unexpected script {}", s.kind));
-    install::install(root, &pkgs, &setup, &mut no_scripts).unwrap();
-}
-
-/// Runs `argv` in `root` under bubblewrap, with nothing of the host.
-fn run_in_root(root: &Path, argv: &[&str]) -> std::process::Output {
-    Command::new("bwrap")
-        .arg("--bind")
-        .arg(root)
-        .args([
-            "/",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--unshare-all",
-            "--clearenv",
-            "--setenv",
-            "PATH",
-            "/usr/bin:/bin",
-        ])
-        .args(argv)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn autotools_release_tarballs_build_hermetically_from_the_served_base_then_run_in_a_fresh_root() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(base) = build_base(tmp.path()) else {
+    let Some(base) = base() else {
         return;
     };
 
@@ -169,7 +45,7 @@ fn autotools_release_tarballs_build_hermetically_from_the_served_base_then_run_i
     lint.extend(new_recipes.iter().map(Into::into));
     util::assert_ok(&pkgbuild(&lint));
 
-    let base_server = Server::start(&base);
+    let base_server = Server::start(base);
     let base_url = format!("http://127.0.0.1:{}", base_server.port);
     let releases = tmp.path().join("served/releases");
     fs::create_dir_all(&releases).unwrap();

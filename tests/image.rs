@@ -12,63 +12,14 @@ mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use serde_json::Value;
+use util::base::{base, public_key};
 use util::http::Server;
 use util::{pkgbuild, show, test_key};
 
-const ARCH: &str = "x86_64";
 /// `util::EPOCH` as RFC 3339.
 const CREATED: &str = "2023-11-14T22:13:20Z";
-
-/// The base repository, built once for the whole test binary.
-fn base() -> Option<&'static Path> {
-    static BASE: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
-    BASE.get_or_init(|| {
-        if !util::bwrap_or_skip() || util::arch() != ARCH {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("base");
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "build".into(),
-            "--runner".into(),
-            "host".into(),
-            "-q".into(),
-            "--out-dir".into(),
-            out.clone().into(),
-            "--signing-key".into(),
-            test_key().into(),
-        ];
-        let mut recipes: Vec<PathBuf> = std::fs::read_dir(util::repo_root().join("examples/base"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        recipes.sort();
-        args.extend(recipes.into_iter().map(Into::into));
-        let res = pkgbuild(&args);
-        if !res.status.success() {
-            let text = show(&res);
-            assert!(
-                std::env::var_os("CI").is_none() && text.contains("apt-get install"),
-                "base repository did not build:\n{text}"
-            );
-            eprintln!("skipped: {text}");
-            return None;
-        }
-        Some((dir, out))
-    })
-    .as_ref()
-    .map(|(_, p)| p.as_path())
-}
-
-fn public_key() -> PathBuf {
-    let mut p = test_key().as_os_str().to_owned();
-    p.push(".pub");
-    PathBuf::from(p)
-}
 
 /// Whether `tool` runs; a missing one skips the test unless `CI` is set.
 fn have(tool: &str) -> bool {

@@ -119,7 +119,7 @@ pub fn install_fresh(repos: &[String], world: &[String], cache: &Path, root: &Pa
 }
 
 /// Run `cmd` (no shell) with `root` as `/` under bubblewrap.
-pub fn run_in_root(root: &Path, cmd: &str) -> Output {
+pub fn run_in_root(root: &Path, argv: &[&str]) -> Output {
     Command::new("bwrap")
         .args(["--bind"])
         .arg(root)
@@ -134,8 +134,8 @@ pub fn run_in_root(root: &Path, cmd: &str) -> Output {
             "--setenv",
             "PATH",
             "/usr/bin:/bin",
-            cmd,
         ])
+        .args(argv)
         .output()
         .unwrap()
 }
