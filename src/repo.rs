@@ -132,12 +132,7 @@ impl Repo {
     ) -> Result<Published, RepoError> {
         let mut incoming = Vec::with_capacity(staged.len());
         for p in staged {
-            let name = p.file_name().ok_or_else(|| RepoError::Io {
-                path: p.clone(),
-                what: "not a package file",
-                source: io::Error::from(io::ErrorKind::InvalidInput),
-            })?;
-            incoming.push((p.clone(), self.dir.join(name)));
+            incoming.push((p.clone(), self.destination(p)?));
         }
         let (pending, skipped) = self.prepare_index(&incoming, key, description)?;
         let mut packages = Vec::with_capacity(incoming.len());
@@ -152,6 +147,16 @@ impl Repo {
         Ok(Published { packages, skipped })
     }
 
+    /// Where the staged file `p` is published: its name in the repository.
+    fn destination(&self, p: &Path) -> Result<PathBuf, RepoError> {
+        let name = p.file_name().ok_or_else(|| RepoError::Io {
+            path: p.to_path_buf(),
+            what: "not a package file",
+            source: io::Error::from(io::ErrorKind::InvalidInput),
+        })?;
+        Ok(self.dir.join(name))
+    }
+
     /// Move `staged` packages in without touching the index
     /// (`--generate-index=false`, for a separate `pkgbuild index` run).
     /// Until then the index does not list them, and for a replaced file it
@@ -163,12 +168,7 @@ impl Repo {
     ) -> Result<Vec<PathBuf>, RepoError> {
         let mut packages = Vec::with_capacity(staged.len());
         for p in staged {
-            let name = p.file_name().ok_or_else(|| RepoError::Io {
-                path: p.clone(),
-                what: "not a package file",
-                source: io::Error::from(io::ErrorKind::InvalidInput),
-            })?;
-            let dest = self.dir.join(name);
+            let dest = self.destination(p)?;
             fs::rename(p, &dest).map_err(io_err(&dest, "cannot publish package"))?;
             packages.push(dest);
         }
@@ -467,12 +467,17 @@ mod tests {
         assert!(err.to_string().contains("junk-1.0-r0.apk"), "{err}");
         assert!(!repo.dir().join("hello-1.0-r0.apk").exists());
         assert!(!repo.index_path().exists());
-        let left: Vec<_> = fs::read_dir(repo.dir())
+        let left = temp_files(repo.dir());
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// The temporary files left in `dir`.
+    fn temp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".tmp"))
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
+            .collect()
     }
 
     /// `chattr +i` on the index (when the file system and our privileges
@@ -508,11 +513,7 @@ mod tests {
             "{err}"
         );
         assert!(!published);
-        let temps: Vec<_> = fs::read_dir(repo.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".tmp"))
-            .collect();
+        let temps = temp_files(repo.dir());
         assert!(temps.is_empty(), "{temps:?}");
     }
 

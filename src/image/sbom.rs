@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::rootfs::DbPackage;
-use crate::meta::sbom::{normalize_license, rfc3339, spdx_id};
+use crate::meta::sbom::{normalize_license, rfc3339, spdx_id, Checksum, ExternalRef, Relationship};
 
 /// What the image SBOM describes.
 pub struct ImageSbom<'a> {
@@ -79,33 +79,6 @@ struct Package {
     external_refs: Vec<ExternalRef>,
     #[serde(rename = "primaryPackagePurpose")]
     purpose: &'static str,
-}
-
-#[derive(Serialize)]
-struct Checksum {
-    algorithm: &'static str,
-    #[serde(rename = "checksumValue")]
-    value: String,
-}
-
-#[derive(Serialize)]
-struct ExternalRef {
-    #[serde(rename = "referenceCategory")]
-    category: &'static str,
-    #[serde(rename = "referenceLocator")]
-    locator: String,
-    #[serde(rename = "referenceType")]
-    kind: &'static str,
-}
-
-#[derive(Serialize)]
-struct Relationship {
-    #[serde(rename = "spdxElementId")]
-    element: String,
-    #[serde(rename = "relationshipType")]
-    kind: &'static str,
-    #[serde(rename = "relatedSpdxElement")]
-    related: String,
 }
 
 fn pct(s: &str) -> String {

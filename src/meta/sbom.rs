@@ -211,30 +211,30 @@ struct Package {
 }
 
 #[derive(Serialize)]
-struct Checksum {
-    algorithm: &'static str,
+pub(crate) struct Checksum {
+    pub(crate) algorithm: &'static str,
     #[serde(rename = "checksumValue")]
-    value: String,
+    pub(crate) value: String,
 }
 
 #[derive(Serialize)]
-struct ExternalRef {
+pub(crate) struct ExternalRef {
     #[serde(rename = "referenceCategory")]
-    category: &'static str,
+    pub(crate) category: &'static str,
     #[serde(rename = "referenceLocator")]
-    locator: String,
+    pub(crate) locator: String,
     #[serde(rename = "referenceType")]
-    kind: &'static str,
+    pub(crate) kind: &'static str,
 }
 
 #[derive(Serialize)]
-struct Relationship {
+pub(crate) struct Relationship {
     #[serde(rename = "spdxElementId")]
-    element: String,
+    pub(crate) element: String,
     #[serde(rename = "relationshipType")]
-    kind: &'static str,
+    pub(crate) kind: &'static str,
     #[serde(rename = "relatedSpdxElement")]
-    related: String,
+    pub(crate) related: String,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
