@@ -337,6 +337,7 @@ fn the_engine_reports_steps_and_results_to_a_recorder() {
         workspace_dir: None,
         git_repo_url: None,
         license: None,
+        limits: pkgbuild::sandbox::StepLimits::default(),
     };
     let opts = BatchOptions {
         recipes: recipes.clone(),

@@ -157,6 +157,8 @@ pub struct Args {
     pub interactive: bool,
     #[command(flatten)]
     pub env: crate::cli::EnvArgs,
+    #[command(flatten)]
+    pub step_limits: crate::cli::step_limits::StepLimitArgs,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -369,5 +371,6 @@ fn options(
         workspace_dir: args.workspace_dir.clone(),
         git_repo_url: args.git_repo_url.clone(),
         license: args.license.clone(),
+        limits: args.step_limits.limits(),
     }
 }

@@ -28,6 +28,7 @@ pub mod publish;
 pub mod rebuild;
 pub mod root;
 pub mod sign;
+pub mod step_limits;
 pub mod test;
 pub mod verify;
 

@@ -181,6 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             workspace_dir: None,
             git_repo_url: args.git_repo_url.clone(),
             license: args.license.clone(),
+            limits: crate::sandbox::StepLimits::default(),
         };
         if verbosity != Verbosity::Quiet {
             let names: Vec<String> = group.members.iter().map(|(_, e)| e.file_name()).collect();

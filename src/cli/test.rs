@@ -91,6 +91,8 @@ pub struct Args {
     pub cache_dir: Option<PathBuf>,
     #[command(flatten)]
     pub env: crate::cli::EnvArgs,
+    #[command(flatten)]
+    pub step_limits: crate::cli::step_limits::StepLimitArgs,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -185,6 +187,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 package: package.clone(),
                 timeout: args.timeout,
                 interactive,
+                limits: args.step_limits.limits(),
             };
             let compiled = t::compile(&opts)?;
             Ok((opts, compiled))

@@ -96,6 +96,8 @@ pub struct BuildOptions {
     pub git_repo_url: Option<String>,
     /// `--license`: the licence of the recipe itself (SBOM).
     pub license: Option<String>,
+    /// `--max-processes`, `--max-disk`: what each step may use.
+    pub limits: sandbox::StepLimits,
 }
 
 /// The recipe's path inside its git checkout (`dir/name.yaml`), or its file
@@ -444,6 +446,7 @@ pub fn build_plan(
         guest_root: guest.as_ref().map(|g| g.root.clone()),
         rw_binds,
         identity,
+        limits: opts.limits,
     };
     log.debug(&format!(
         "runner {} with build root {} (host {}); network {}",

@@ -79,6 +79,8 @@ pub struct TestOptions {
     /// `-i`: a failing step opens a shell in its sandbox (only set when
     /// stdin is a terminal).
     pub interactive: bool,
+    /// `--max-processes`, `--max-disk`: what each step may use.
+    pub limits: sandbox::StepLimits,
 }
 
 /// How one package's test ended.
@@ -400,6 +402,7 @@ fn test_package(
         guest_root: None,
         rw_binds: Vec::new(),
         identity,
+        limits: opts.limits,
     };
     match &env {
         TestEnv::Sysroot(e, visible) => {

@@ -294,6 +294,7 @@ pub struct BwrapRunner {
     bwrap: PathBuf,
     layout: HostLayout,
     control: ControlDir,
+    limiter: super::limits::Limiter,
 }
 
 impl BwrapRunner {
@@ -347,11 +348,21 @@ impl BwrapRunner {
         control.write("passwd", &config.identity.passwd())?;
         control.write("group", &config.identity.group())?;
         control.write("hosts", &hosts())?;
+        // Steps write to the workspace and the guest root (the disk cap
+        // covers both) and to read-write mounts such as the persistent
+        // cache (the free-space reserve covers those too).
+        let trees: Vec<PathBuf> = std::iter::once(config.workspace.clone())
+            .chain(config.guest_root.clone())
+            .collect();
+        let mut floors = trees.clone();
+        floors.extend(config.rw_binds.iter().map(|(host, _)| host.clone()));
+        let limiter = super::limits::Limiter::new(config.limits, trees, floors);
         Ok(BwrapRunner {
             config,
             bwrap,
             layout: HostLayout::probe(),
             control,
+            limiter,
         })
     }
 }
@@ -377,11 +388,24 @@ impl super::Runner for BwrapRunner {
         );
         // bwrap itself gets an empty environment; --clearenv/--setenv define
         // the sandbox's.
+        let rlimits = super::limits::Rlimits::for_step(&self.limiter.limits);
         let expr = duct::cmd(&self.bwrap, args)
             .full_env(std::collections::BTreeMap::<String, String>::new())
-            .dir(&self.config.workspace);
+            .dir(&self.config.workspace)
+            .before_spawn(move |cmd| {
+                rlimits.install(cmd);
+                Ok(())
+            });
         let (limit, build_wide) = self.config.step_limit();
-        let result = super::run_streaming(&step.label, "bwrap", expr, KillMode::Child, limit, out);
+        let result = super::run_streaming(
+            &step.label,
+            "bwrap",
+            expr,
+            KillMode::Child,
+            limit,
+            &self.limiter,
+            out,
+        );
         super::deadline_error(result, build_wide, &self.config)
     }
 

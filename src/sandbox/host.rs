@@ -21,6 +21,7 @@ pub struct HostRunner {
     config: SandboxConfig,
     build_root: String,
     control: ControlDir,
+    limiter: super::limits::Limiter,
 }
 
 impl HostRunner {
@@ -41,6 +42,10 @@ impl HostRunner {
                 SandboxError::Config(format!("workspace {} is not valid UTF-8", abs.display()))
             })?
             .to_string();
+        // Host steps can write anywhere the user can; the disk cap and the
+        // reserve cover the workspace, and RLIMIT_FSIZE every file.
+        let limiter =
+            super::limits::Limiter::new(config.limits, vec![abs.clone()], vec![abs.clone()]);
         Ok(HostRunner {
             config: SandboxConfig {
                 workspace: abs,
@@ -48,6 +53,7 @@ impl HostRunner {
             },
             build_root,
             control: ControlDir::new()?,
+            limiter,
         })
     }
 
@@ -74,12 +80,14 @@ impl super::Runner for HostRunner {
         let (name, _remove) = self.control.write_step(step)?;
         let script = self.control.path().join(name);
         let shell = super::script::shell();
+        let rlimits = super::limits::Rlimits::for_step(&self.limiter.limits);
         let expr = duct::cmd(shell, [script])
             .full_env(self.env())
             .dir(&self.config.workspace)
-            .before_spawn(|cmd| {
+            .before_spawn(move |cmd| {
                 use std::os::unix::process::CommandExt;
                 cmd.process_group(0);
+                rlimits.install(cmd);
                 // SAFETY: the closure runs in the forked child before exec
                 // and only calls prctl(2), which is async-signal-safe.
                 unsafe {
@@ -93,7 +101,15 @@ impl super::Runner for HostRunner {
                 Ok(())
             });
         let (limit, build_wide) = self.config.step_limit();
-        let result = super::run_streaming(&step.label, shell, expr, KillMode::Group, limit, out);
+        let result = super::run_streaming(
+            &step.label,
+            shell,
+            expr,
+            KillMode::Group,
+            limit,
+            &self.limiter,
+            out,
+        );
         super::deadline_error(result, build_wide, &self.config)
     }
 

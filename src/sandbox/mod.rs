@@ -16,9 +16,11 @@ pub mod bwrap;
 pub mod host;
 pub mod identity;
 pub mod interactive;
+pub mod limits;
 pub mod script;
 
 pub use identity::Identity;
+pub use limits::{LimitHit, StepLimits};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, BufRead, BufReader};
@@ -82,6 +84,9 @@ pub struct SandboxConfig {
     /// Accounts, uid/gid and capabilities of the steps (bwrap only: the
     /// host runner runs as whoever runs pkgbuild).
     pub identity: Identity,
+    /// Processes and disk the steps may use (`--max-processes`,
+    /// `--max-disk`); the free-space reserve applies whatever they say.
+    pub limits: StepLimits,
 }
 
 impl SandboxConfig {
@@ -99,6 +104,7 @@ impl SandboxConfig {
             guest_root: None,
             rw_binds: Vec::new(),
             identity: Identity::root("/home/build"),
+            limits: StepLimits::default(),
         }
     }
 }
@@ -186,6 +192,12 @@ pub enum SandboxError {
     BuildTimedOut {
         label: String,
         limit: Duration,
+        tail: Vec<String>,
+    },
+    #[error("step {label} stopped: {hit}")]
+    LimitReached {
+        label: String,
+        hit: LimitHit,
         tail: Vec<String>,
     },
 }
@@ -416,14 +428,17 @@ fn deadline_error(
     }
 }
 
-/// Spawn `expr` (stdin, stdout and stderr are set here), stream its merged
-/// output to `out`, and wait for it, enforcing `timeout`.
+/// Spawn `expr` (stdin, stdout and stderr are set here; the caller has
+/// installed the step's rlimits), stream its merged output to `out`, and
+/// wait for it, enforcing `timeout` and, through a monitor, `limiter`'s
+/// limits.
 fn run_streaming(
     label: &str,
     program: &str,
     expr: duct::Expression,
     kill: KillMode,
     timeout: Option<Duration>,
+    limiter: &limits::Limiter,
     out: &mut dyn FnMut(&str),
 ) -> Result<StepOutcome, SandboxError> {
     let io_err = |source| SandboxError::Spawn {
@@ -448,6 +463,15 @@ fn run_streaming(
         kill,
     };
     let pid = handle.pids().first().copied();
+    let monitor = pid.map(|pid| {
+        let killer = handle.clone();
+        let group = matches!(kill, KillMode::Group).then_some(pid);
+        limiter.watch(
+            pid,
+            group,
+            Box::new(move || kill_now(&killer, Some(pid), kill)),
+        )
+    });
 
     // Bounded, so a fast producer is slowed down by a slow `out` instead of
     // filling memory.
@@ -524,6 +548,15 @@ fn run_streaming(
         }
     }
     let tail: Vec<String> = tail.into();
+    let verdict = monitor.map(limits::Monitor::finish).unwrap_or_default();
+    let stopped = |hit: LimitHit, tail: Vec<String>| SandboxError::LimitReached {
+        label: label.to_string(),
+        hit,
+        tail,
+    };
+    if let Some(hit) = verdict.hit {
+        return Err(stopped(hit, tail));
+    }
     if timed_out {
         return Err(SandboxError::TimedOut {
             label: label.to_string(),
@@ -542,11 +575,25 @@ fn run_streaming(
     })?;
     drop(guard);
     use std::os::unix::process::ExitStatusExt;
-    Ok(StepOutcome {
+    let outcome = StepOutcome {
         status: status.code(),
         signal: status.signal(),
         tail,
-    })
+    };
+    // A writer killed by SIGXFSZ hit the file-size cap: the shell reports
+    // 128+SIGXFSZ for it (and bwrap does for a shell killed inside), or
+    // the shell itself died of it (host runner).
+    let cap = limiter.limits.max_disk;
+    let xfsz = outcome.signal == Some(libc::SIGXFSZ) || outcome.status == Some(128 + libc::SIGXFSZ);
+    if cap > 0 && xfsz {
+        return Err(stopped(LimitHit::FileSize { cap }, outcome.tail));
+    }
+    // A shell that gave up on fork (EAGAIN) failed for the process limit.
+    if !outcome.success() && verdict.touched_process_limit {
+        let max = limiter.limits.max_processes;
+        return Err(stopped(LimitHit::Processes { max }, outcome.tail));
+    }
+    Ok(outcome)
 }
 
 /// Kills the step if `run_streaming` unwinds (e.g. the `out` callback
