@@ -31,3 +31,41 @@ impl StepLimitArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        limits: StepLimitArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<StepLimits, clap::Error> {
+        let mut argv = vec!["x"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map(|c| c.limits.limits())
+    }
+
+    #[test]
+    fn defaults_are_4096_processes_and_no_disk_cap() {
+        assert_eq!(parse(&[]).unwrap(), StepLimits::default());
+        assert_eq!(StepLimits::default().max_processes, 4096);
+        assert_eq!(StepLimits::default().max_disk, 0);
+    }
+
+    #[test]
+    fn disk_sizes_take_suffixes_plain_bytes_and_zero() {
+        let disk = |s: &str| parse(&["--max-disk", s]).map(|l| l.max_disk);
+        assert_eq!(disk("10G").unwrap(), 10 << 30);
+        assert_eq!(disk("512M").unwrap(), 512 << 20);
+        assert_eq!(disk("123456").unwrap(), 123456);
+        assert_eq!(disk("0").unwrap(), 0);
+        assert!(disk("10Q").is_err());
+        assert!(disk("-1").is_err());
+        let procs = parse(&["--max-processes", "0"]).unwrap();
+        assert_eq!(procs.max_processes, 0);
+    }
+}

@@ -570,7 +570,7 @@ fn tree_usage(trees: &[PathBuf], stop: &AtomicBool) -> u64 {
             };
             for entry in entries.flatten() {
                 visited += 1;
-                if visited % 1024 == 0 && stop.load(Ordering::Relaxed) {
+                if visited.is_multiple_of(1024) && stop.load(Ordering::Relaxed) {
                     return total;
                 }
                 let Ok(m) = entry.metadata() else { continue };
