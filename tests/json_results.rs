@@ -345,6 +345,7 @@ fn the_engine_reports_steps_and_results_to_a_recorder() {
         jobs: 1,
         keep_going: false,
         skip_existing: false,
+        skip_published: None,
         build_date: Some("0".into()),
         verbosity: Verbosity::Normal,
         common,

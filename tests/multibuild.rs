@@ -319,15 +319,18 @@ fn keep_going_builds_everything_that_does_not_need_the_failure() {
 fn skip_existing_builds_nothing_the_second_time_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("repo");
+    // Outside the recipes' folder: a file there is one of their inputs.
     let marker = tmp.path().join("runs");
+    let dir = tmp.path().join("recipes");
+    fs::create_dir_all(&dir).unwrap();
     let lib = recipe(
-        tmp.path(),
+        &dir,
         "mb-skip-lib",
         &[],
         &format!("echo run >> {}", marker.display()),
         "",
     );
-    let app = recipe(tmp.path(), "mb-skip-app", &["mb-skip-lib-dev"], "", "");
+    let app = recipe(&dir, "mb-skip-app", &["mb-skip-lib-dev"], "", "");
     assert_ok(&build_all(&[&app, &lib], &out, &["--skip-existing"]));
     assert_eq!(fs::read_to_string(&marker).unwrap(), "run\n");
     let before = snapshot(&out.join(arch()));
@@ -390,4 +393,111 @@ fn a_recipe_for_another_architecture_is_skipped_and_satisfies_nothing() {
         "{log}"
     );
     assert!(!out.join(arch()).join("mb-foreign-1.0.0-r0.apk").exists());
+}
+
+/// The input hash `pkgbuild plan` gives `recipe`.
+fn plan_hash(recipe: &Path) -> String {
+    let out = pkgbuild(&[
+        "plan".as_ref(),
+        recipe.as_os_str(),
+        "--arch".as_ref(),
+        arch().as_ref(),
+    ]);
+    assert_ok(&out);
+    let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    g["recipes"][0]["input_hash"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn skip_existing_rebuilds_a_recipe_whose_inputs_changed_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The repository lives beside the recipe, as in melange's layout: it
+    // must not count among the recipe's inputs.
+    let dir = tmp.path().join("recipes");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("packages");
+    let lib = recipe(&dir, "mb-hash-lib", &[], "", "");
+    // Planned before the repository exists, as in a CI checkout: `plan`
+    // cannot know which directory a build will write to.
+    let first = plan_hash(&lib);
+    assert_ok(&build_all(&[&lib], &out, &["--skip-existing"]));
+    let record = out.join(arch()).join(".pkgbuild-inputs/mb-hash-lib");
+    assert_eq!(fs::read_to_string(&record).unwrap(), format!("{first}\n"));
+
+    // Same inputs: skipped.
+    let res = build_all(&[&lib], &out, &["--skip-existing"]);
+    assert_ok(&res);
+    assert_eq!(row(&summary(&res), "mb-hash-lib-1.0.0-r0").0, "skipped");
+
+    // Changed inputs, same version: rebuilt, saying why and what publish
+    // will do with it.
+    let text = fs::read_to_string(&lib).unwrap();
+    fs::write(&lib, text.replace("echo mb-hash-lib >", "echo changed >")).unwrap();
+    let res = build_all(&[&lib], &out, &["--skip-existing"]);
+    assert_ok(&res);
+    assert_eq!(row(&summary(&res), "mb-hash-lib-1.0.0-r0").0, "built");
+    let err = stderr(&res);
+    assert!(
+        err.contains("rebuilding") && err.contains(&first) && err.contains("bump the epoch"),
+        "{}",
+        show(&res)
+    );
+    let second = fs::read_to_string(&record).unwrap();
+    assert!(
+        second.starts_with("sha256:") && second != format!("{first}\n"),
+        "{second}"
+    );
+
+    // No record (a repository melange or an older pkgbuild built): the
+    // package files decide, as in melange.
+    fs::remove_file(&record).unwrap();
+    fs::write(&lib, text).unwrap();
+    let res = build_all(&[&lib], &out, &["--skip-existing"]);
+    assert_ok(&res);
+    assert_eq!(row(&summary(&res), "mb-hash-lib-1.0.0-r0").0, "skipped");
+}
+
+#[test]
+fn skip_published_skips_what_the_destination_records_and_rebuilds_what_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("recipes");
+    fs::create_dir_all(&dir).unwrap();
+    let lib = recipe(&dir, "mb-pub-lib", &[], "", "");
+    let hash = plan_hash(&lib);
+    let local = tmp.path().join("local");
+    assert_ok(&build_all(&[&lib], &local, &[]));
+    let dest = tmp.path().join("published");
+    let out = pkgbuild(&[
+        "publish".as_ref(),
+        local.as_os_str(),
+        dest.as_os_str(),
+        "--signing-key".as_ref(),
+        test_key().as_os_str(),
+        "--input-hash".as_ref(),
+        format!("mb-pub-lib={hash}").as_ref(),
+    ]);
+    assert_ok(&out);
+
+    // Another machine, an empty out-dir: the destination decides.
+    let fresh = tmp.path().join("fresh");
+    let skip = ["--skip-published", dest.to_str().unwrap()];
+    let res = build_all(&[&lib], &fresh, &skip);
+    assert_ok(&res);
+    assert_eq!(row(&summary(&res), "mb-pub-lib-1.0.0-r0").0, "skipped");
+    assert!(stderr(&res).contains("is published at"), "{}", show(&res));
+    assert!(!fresh.join(arch()).join("mb-pub-lib-1.0.0-r0.apk").exists());
+
+    let text = fs::read_to_string(&lib).unwrap();
+    fs::write(&lib, text.replace("echo mb-pub-lib >", "echo changed >")).unwrap();
+    let res = build_all(&[&lib], &fresh, &skip);
+    assert_ok(&res);
+    assert_eq!(row(&summary(&res), "mb-pub-lib-1.0.0-r0").0, "built");
+    let err = stderr(&res);
+    assert!(
+        err.contains("rebuilding")
+            && err.contains(dest.to_str().unwrap())
+            && err.contains("bump the epoch"),
+        "{}",
+        show(&res)
+    );
 }

@@ -416,13 +416,15 @@ fn a_plan_executed_wave_by_wave_ends_in_an_installable_repository() {
     let first = execute(&g, tmp.path(), "first");
     assert!(first.iter().all(|o| !o.contains("up to date")), "{first:?}");
 
+    // Installed as users do: over HTTP, trusting only the public key.
+    let server = util::http::Server::start(&dest);
     let key = test_key();
     let root = tmp.path().join("root");
     let out = Command::new(bin())
         .arg("root")
         .arg(&root)
         .arg("-r")
-        .arg(&dest)
+        .arg(server.url(""))
         .arg("-k")
         .arg(format!("{}.pub", key.display()))
         .args(["--arch", "x86_64", "--apk-cache-dir"])
@@ -436,6 +438,7 @@ fn a_plan_executed_wave_by_wave_ends_in_an_installable_repository() {
         assert_eq!(std::fs::read_to_string(&f).unwrap().trim(), name);
     }
     assert!(root.join("usr/include/ant.h").is_file());
+    assert!(server.count("APKINDEX.tar.gz") > 0, "{:?}", server.hits());
 
     // Run again: every recipe is published from the same inputs, so every
     // job skips its build and nothing at the destination changes.

@@ -459,6 +459,51 @@ fn a_publisher_killed_mid_upload_leaves_a_consistent_index_and_a_rerun_completes
 }
 
 #[test]
+fn a_publisher_killed_between_upload_and_index_write_leaves_a_consistent_index() {
+    let Some(m) = moto() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let url = bucket(m, "killed-at-merge");
+    let base = tmp.path().join("base");
+    pack(&base, "base", "1.0-r0", "b", test_key());
+    assert_ok(&publish(m, &base, &url));
+
+    let repo = tmp.path().join("repo");
+    for i in 0..4 {
+        pack(
+            &repo,
+            &format!("next{i}"),
+            "1.0-r0",
+            &format!("{i}"),
+            test_key(),
+        );
+    }
+    // "merging" is printed once every upload of the arch is done, just
+    // before the index is read for the compare-and-swap.
+    util::kill_when_printed(publish_cmd(m, &repo, &url, test_key()), "merging ");
+    let d = dest(m, &url);
+    for i in 0..4 {
+        let file = format!("next{i}-1.0-r0.apk");
+        assert!(
+            fetch(&d, &d.location("x86_64", &file)).is_some(),
+            "{file} was uploaded before the merge"
+        );
+    }
+    // Whether or not the write got out before the kill, the index names
+    // only present, verifying packages.
+    let names = verified_index(&d);
+    assert!(names.contains(&"base".to_string()), "{names:?}");
+    eprintln!("after the kill the index names {names:?}");
+
+    let out = publish(m, &repo, &url);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("4 already present"), "{}", show(&out));
+    assert_eq!(
+        verified_index(&d),
+        ["base", "next0", "next1", "next2", "next3"]
+    );
+}
+
+#[test]
 fn reconcile_restores_a_deleted_index() {
     let Some(m) = moto() else { return };
     let tmp = tempfile::tempdir().unwrap();

@@ -218,7 +218,7 @@ pub struct KeyPair {
 
 /// Generate an RSA key pair of `bits` bits.
 pub fn generate(bits: usize) -> Result<KeyPair, SignError> {
-    let mut rng = rand::rngs::OsRng;
+    let mut rng = rsa::rand_core::OsRng;
     let key = RsaPrivateKey::new(&mut rng, bits)?;
     let private_pem = key
         .to_pkcs1_pem(LineEnding::LF)

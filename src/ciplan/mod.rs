@@ -18,6 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::engine::multi;
+use crate::engine::workspace::IgnoreRules;
 use crate::plan::{self, CompileOptions, Plan};
 
 /// Bumped when what the input hash covers changes.
@@ -179,8 +180,47 @@ fn io(path: &Path, e: impl std::fmt::Display) -> GraphError {
     }
 }
 
+/// The input hash `pkgbuild plan` gives `recipe` for `opts.arch`, as
+/// `build` computes it to record beside its packages: compiled with the
+/// plan's own build root (a host build compiles with another, which
+/// decides nothing about the output), over `source_dir` when one is given
+/// instead of the recipe's own.
+///
+/// `exclude` are paths the build leaves out of its copy of the source
+/// directory (its output and cache directories, key and env files): a
+/// repository kept beside the recipe must not change the hash of the
+/// recipe whose packages it holds.
+pub fn recipe_input_hash(
+    recipe: &Path,
+    opts: &CompileOptions,
+    source_dir: Option<&Path>,
+    exclude: &[PathBuf],
+) -> Result<String, GraphError> {
+    let opts = CompileOptions {
+        build_root: CompileOptions::default().build_root,
+        ..opts.clone()
+    };
+    let p = plan::compile(recipe, &opts).map_err(|e| GraphError::Compile(e.to_string()))?;
+    let main = p.packages.first().map_or("", |p| p.name.as_str());
+    let default_dir = crate::engine::default_source_dir(recipe, main);
+    input_hash_from(recipe, &p, source_dir.unwrap_or(&default_dir), exclude)
+}
+
 /// `sha256:<hex>` over the recipe's inputs (see the module comment).
 pub fn input_hash(recipe: &Path, plan: &Plan) -> Result<String, GraphError> {
+    let main = plan.packages.first().map_or("", |p| p.name.as_str());
+    let src = crate::engine::default_source_dir(recipe, main);
+    input_hash_from(recipe, plan, &src, &[])
+}
+
+/// [`input_hash`] with the files of `src` as the recipe's source
+/// directory, less `exclude`.
+pub fn input_hash_from(
+    recipe: &Path,
+    plan: &Plan,
+    src: &Path,
+    exclude: &[PathBuf],
+) -> Result<String, GraphError> {
     let mut h = Sha256::new();
     let mut field = |name: &str, bytes: &[u8]| {
         h.update(name.as_bytes());
@@ -199,11 +239,25 @@ pub fn input_hash(recipe: &Path, plan: &Plan) -> Result<String, GraphError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => field("lock", b"none"),
         Err(e) => return Err(io(&lock, e)),
     }
-    let main = &plan.packages[0].name;
-    let src = crate::engine::default_source_dir(recipe, main);
     let mut files = Vec::new();
     if src.is_dir() {
-        walk(&src, &src, &mut files)?;
+        // What the build copies: `.melangeignore` and `exclude` leave
+        // paths out of the hash as they leave them out of the workspace.
+        let rules = match std::fs::read_to_string(src.join(".melangeignore")) {
+            Ok(t) => IgnoreRules::parse(&t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
+            Err(e) => return Err(io(&src.join(".melangeignore"), e)),
+        };
+        let exclude: Vec<PathBuf> = exclude
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        let walker = Walker {
+            root: src,
+            rules: &rules,
+            exclude: &exclude,
+        };
+        walker.walk(src, &mut files)?;
     }
     files.sort();
     for (rel, digest) in files {
@@ -220,41 +274,56 @@ pub fn input_hash(recipe: &Path, plan: &Plan) -> Result<String, GraphError> {
     ))
 }
 
-/// Relative path and SHA-256 of every file under `dir` (symlinks by their
-/// target text, never followed); `.git` and other dot-directories, which
-/// no build reads, are left out.
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), GraphError> {
-    for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
-        let e = e.map_err(|e| io(dir, e))?;
-        let path = e.path();
-        let name = e.file_name();
-        let t = e.file_type().map_err(|e| io(&path, e))?;
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        if t.is_dir() {
-            if !name.to_string_lossy().starts_with('.') {
-                walk(root, &path, out)?;
+/// Relative path and SHA-256 of every file under `root` (symlinks by
+/// their target text, never followed); `.git` and other dot-directories,
+/// which no build reads, are left out, and so is what the build does not
+/// copy.
+struct Walker<'a> {
+    root: &'a Path,
+    rules: &'a IgnoreRules,
+    exclude: &'a [PathBuf],
+}
+
+impl Walker<'_> {
+    fn walk(&self, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), GraphError> {
+        for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+            let e = e.map_err(|e| io(dir, e))?;
+            let path = e.path();
+            let name = e.file_name();
+            let t = e.file_type().map_err(|e| io(&path, e))?;
+            let rel = path
+                .strip_prefix(self.root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            if self.rules.is_ignored(&rel, t.is_dir())
+                || (!self.exclude.is_empty()
+                    && std::fs::canonicalize(&path).is_ok_and(|c| self.exclude.contains(&c)))
+            {
+                continue;
             }
-        } else if t.is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
-            out.push((rel, target.to_string_lossy().as_bytes().to_vec()));
-        } else if t.is_file() {
-            let mut f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-            let mut h = Sha256::new();
-            std::io::copy(&mut f, &mut h).map_err(|e| io(&path, e))?;
-            out.push((rel, h.finalize().to_vec()));
+            if t.is_dir() {
+                if !name.to_string_lossy().starts_with('.') {
+                    self.walk(&path, out)?;
+                }
+            } else if t.is_symlink() {
+                let target = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
+                out.push((rel, target.to_string_lossy().as_bytes().to_vec()));
+            } else if t.is_file() {
+                let mut f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+                let mut h = Sha256::new();
+                std::io::copy(&mut f, &mut h).map_err(|e| io(&path, e))?;
+                out.push((rel, h.finalize().to_vec()));
+            }
+            if out.len() > MAX_SOURCE_FILES {
+                return Err(io(
+                    self.root,
+                    format!("more than {MAX_SOURCE_FILES} files in the source directory"),
+                ));
+            }
         }
-        if out.len() > MAX_SOURCE_FILES {
-            return Err(io(
-                root,
-                format!("more than {MAX_SOURCE_FILES} files in the source directory"),
-            ));
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -50,9 +50,17 @@ pub struct Args {
     #[arg(long)]
     pub keep_going: bool,
     /// Skip a recipe whose every package file
-    /// (<name>-<version>-r<epoch>.apk) is already in <out-dir>/<arch>/.
+    /// (<name>-<version>-r<epoch>.apk) is already in <out-dir>/<arch>/,
+    /// unless the input hash recorded there (by an earlier build) differs:
+    /// then it is rebuilt, saying why.
     #[arg(long)]
     pub skip_existing: bool,
+    /// Skip a recipe whose every package file is already published at
+    /// DEST (s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, a directory; as for
+    /// `publish`, credentials and endpoint from the environment), unless
+    /// the input hash recorded there (`publish --input-hash`) differs.
+    #[arg(long, value_name = "DEST")]
+    pub skip_published: Option<String>,
     /// Repository root; packages go to <DIR>/<arch>/.
     #[arg(long, default_value = "packages", value_name = "DIR")]
     pub out_dir: PathBuf,
@@ -255,12 +263,20 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let (key, key_files) = signing_key(&args)?;
     crate::cli::outdir::ensure_writable("--out-dir", &args.out_dir)?;
     common.key_files = key_files;
+    let skip_published = match &args.skip_published {
+        Some(d) => {
+            let vars: Vec<(String, String)> = std::env::vars().collect();
+            Some(crate::publish::Dest::parse(d, None, &vars).map_err(|e| input(e.into()))?)
+        }
+        None => None,
+    };
     let batch = BatchOptions {
         recipes: args.recipes.clone(),
         archs: archs.clone(),
         jobs: args.jobs,
         keep_going: args.keep_going,
         skip_existing: args.skip_existing,
+        skip_published,
         build_date: args.build_date.clone(),
         verbosity,
         common,

@@ -46,9 +46,10 @@ pub struct Args {
     /// (the recipe is published from the same inputs), 1 otherwise.
     #[arg(long, value_name = "NAME=HASH", conflicts_with_all = ["reconcile", "input_hashes", "dry_run"])]
     pub check_input: Option<String>,
-    /// Uploads in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub jobs: usize,
+    /// Packages uploaded at once (each is held in memory while it goes
+    /// up, so this also bounds memory).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
     /// Print a line per package (default: every package up to 50, then
     /// every 5%).
     #[arg(short, long)]
@@ -126,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             arches: args.arches.clone(),
             key: &key,
             dry_run: args.dry_run,
-            jobs: args.jobs,
+            jobs: args.jobs.into(),
             cas,
             inputs,
         };
@@ -165,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &args.arches,
             &key,
             args.dry_run,
-            args.jobs,
+            args.jobs.into(),
             &cas,
         ))
         .map_err(wrap)?;

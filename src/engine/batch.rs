@@ -30,8 +30,12 @@ pub struct BatchOptions {
     pub jobs: usize,
     /// After a failure, go on with what does not need the failed recipe.
     pub keep_going: bool,
-    /// Skip a recipe whose every package file is already published.
+    /// Skip a recipe whose every package file is already in the output
+    /// repository, unless the input hash recorded there differs.
     pub skip_existing: bool,
+    /// Skip a recipe published at this destination (every package file
+    /// there), unless the input hash recorded there differs.
+    pub skip_published: Option<crate::publish::Dest>,
     /// `--build-date`; else each recipe's own epoch (`engine::epoch`).
     pub build_date: Option<String>,
     pub verbosity: Verbosity,
@@ -83,6 +87,8 @@ struct Unit {
     id: String,
     opts: BuildOptions,
     plan: Plan,
+    /// `pkgbuild plan`'s input hash, or why it could not be computed.
+    input_hash: Result<String, String>,
 }
 
 impl Unit {
@@ -123,11 +129,29 @@ fn unit(opts: &BatchOptions, recipe: &Path, arch: Arch) -> anyhow::Result<Unit> 
         .first()
         .map(|m| format!("{}-{}", m.name, m.full_version))
         .unwrap_or_default();
+    let compile = crate::plan::CompileOptions {
+        arch,
+        pipeline_dirs: build.pipeline_dirs.clone(),
+        build_options: build.build_options.clone(),
+        vars_file: build.vars_file.clone(),
+        ..Default::default()
+    };
+    let input_hash = if plan.builds_for_arch {
+        // Left out as the build leaves them out of the workspace.
+        let mut exclude = vec![build.out_dir.clone(), build.cache_dir.clone()];
+        exclude.extend(build.env_files.iter().cloned());
+        exclude.extend(build.key_files.iter().cloned());
+        crate::ciplan::recipe_input_hash(recipe, &compile, build.source_dir.as_deref(), &exclude)
+            .map_err(|e| e.to_string())
+    } else {
+        Err("not built for this architecture".into())
+    };
     Ok(Unit {
         recipe: recipe.to_path_buf(),
         id,
         opts: build,
         plan,
+        input_hash,
     })
 }
 
@@ -234,24 +258,147 @@ fn cycle_error(units: &[Unit], edges: &[Vec<multi::Edge>], cycle: &[usize]) -> a
     )
 }
 
-/// Recipes skipped before anything runs: not for this architecture, or
-/// (`--skip-existing`) with every package file already published.
-fn decided_before_the_run(units: &[Unit], opts: &BatchOptions, arch: Arch) -> Vec<Option<Outcome>> {
-    let arch_dir = opts.common.out_dir.join(arch.apk());
-    units
-        .iter()
-        .map(|u| {
+/// What a repository holds of a recipe.
+#[derive(Debug, PartialEq, Eq)]
+enum Held {
+    /// Not every package file.
+    Missing,
+    /// Every package file, recorded as built from the same inputs.
+    Same,
+    /// Every package file and no input record (built by an older
+    /// pkgbuild, or by melange): as melange, the files decide.
+    Unrecorded,
+    /// Every package file, built from other inputs (the recorded hash).
+    Changed(String),
+}
+
+fn held(all_files: bool, recorded: Option<String>, current: &Result<String, String>) -> Held {
+    match (all_files, recorded, current) {
+        (false, _, _) => Held::Missing,
+        (true, None, _) => Held::Unrecorded,
+        (true, Some(r), Ok(now)) if r == *now => Held::Same,
+        // A hash we could not compute cannot show the inputs changed.
+        (true, Some(_), Err(_)) => Held::Unrecorded,
+        (true, Some(r), Ok(_)) => Held::Changed(r),
+    }
+}
+
+/// What `--skip-published` finds at the destination, per unit (`Missing`
+/// where not asked or not built for the arch).
+fn held_at_dest(
+    units: &[Unit],
+    opts: &BatchOptions,
+    arch: Arch,
+) -> Result<Vec<Held>, crate::publish::PublishError> {
+    let Some(dest) = &opts.skip_published else {
+        return Ok(units.iter().map(|_| Held::Missing).collect());
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::publish::PublishError::Dest {
+            dest: dest.display().to_string(),
+            problem: format!("cannot start the I/O runtime: {e}"),
+        })?;
+    rt.block_on(async {
+        let mut out = Vec::with_capacity(units.len());
+        for u in units {
             if !u.plan.builds_for_arch {
-                let why = super::skip_reason(&u.plan, arch);
-                Some(Outcome::Skipped(Skip::Arch(why)))
-            } else if opts.skip_existing
-                && super::package_files(&u.plan)
-                    .iter()
-                    .all(|f| arch_dir.join(f).is_file())
-            {
-                Some(Outcome::Skipped(Skip::UpToDate))
+                out.push(Held::Missing);
+                continue;
+            }
+            let files = super::package_files(&u.plan);
+            let present = crate::publish::all_present(dest, arch.apk(), &files).await?;
+            let recorded = if present {
+                crate::publish::recorded_input(dest, arch.apk(), u.name()).await?
             } else {
                 None
+            };
+            out.push(held(present, recorded, &u.input_hash));
+        }
+        Ok(out)
+    })
+}
+
+/// Recipes skipped before anything runs: not for this architecture, or
+/// (`--skip-existing`, `--skip-published`) with every package file already
+/// there, built from the same inputs as far as the record there tells. A
+/// recipe whose inputs changed since is rebuilt, saying why.
+fn decided_before_the_run(
+    units: &[Unit],
+    opts: &BatchOptions,
+    arch: Arch,
+    reporter: &dyn Reporter,
+) -> Vec<Option<Outcome>> {
+    let at_dest = match held_at_dest(units, opts, arch) {
+        Ok(h) => h,
+        Err(e) => {
+            // Unknown is not up to date: build, and say why.
+            reporter.message(
+                Level::Warn,
+                None,
+                &format!("--skip-published: {e}; building every recipe"),
+            );
+            units.iter().map(|_| Held::Missing).collect()
+        }
+    };
+    let changed = |u: &Unit, place: &str, recorded: &str| {
+        reporter.message(
+            Level::Warn,
+            None,
+            &format!(
+                "{}: rebuilding: {place} holds {} built from other inputs ({recorded}, now {}); publishing the new build will be refused, since a published name-version never changes: bump the epoch",
+                u.recipe.display(),
+                u.id,
+                u.input_hash.as_deref().unwrap_or("?"),
+            ),
+        );
+    };
+    let repo = &opts.common.out_dir;
+    units
+        .iter()
+        .zip(at_dest)
+        .map(|(u, dest_held)| {
+            if !u.plan.builds_for_arch {
+                let why = super::skip_reason(&u.plan, arch);
+                return Some(Outcome::Skipped(Skip::Arch(why)));
+            }
+            if opts.skip_existing {
+                let all = super::package_files(&u.plan)
+                    .iter()
+                    .all(|f| repo.join(arch.apk()).join(f).is_file());
+                let recorded = crate::publish::read_local_input(repo, arch.apk(), u.name());
+                match held(all, recorded, &u.input_hash) {
+                    Held::Same | Held::Unrecorded => return Some(Outcome::Skipped(Skip::UpToDate)),
+                    Held::Changed(r) => {
+                        changed(u, &repo.join(arch.apk()).display().to_string(), &r);
+                        return None;
+                    }
+                    Held::Missing => {}
+                }
+            }
+            match dest_held {
+                Held::Same | Held::Unrecorded => {
+                    if let Some(d) = &opts.skip_published {
+                        reporter.message(
+                            Level::Info,
+                            None,
+                            &format!(
+                                "{}: {} is published at {}",
+                                u.recipe.display(),
+                                u.id,
+                                d.display()
+                            ),
+                        );
+                    }
+                    Some(Outcome::Skipped(Skip::UpToDate))
+                }
+                Held::Changed(r) => {
+                    let place = opts.skip_published.as_ref().map_or("", |d| d.display());
+                    changed(u, place, &r);
+                    None
+                }
+                Held::Missing => None,
             }
         })
         .collect()
@@ -271,7 +418,7 @@ fn build_all(
         edges,
         deps,
     } = run;
-    let preset = decided_before_the_run(units, opts, *arch);
+    let preset = decided_before_the_run(units, opts, *arch, reporter);
     let jobs = match opts.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -312,6 +459,30 @@ fn build_all(
         result.log = log_path.is_file().then_some(log_path);
         let outcome = match built {
             Ok(summary) => {
+                // Recorded once the packages are in place, so a record
+                // never vouches for files a killed build did not write.
+                if let Ok(hash) = &u.input_hash {
+                    if let Err(e) = crate::publish::write_local_input(
+                        &u.opts.out_dir,
+                        arch.apk(),
+                        u.name(),
+                        hash,
+                    ) {
+                        reporter.message(
+                            Level::Warn,
+                            None,
+                            &format!(
+                                "{}: cannot record the input hash: {e}",
+                                crate::publish::local_input_path(
+                                    &u.opts.out_dir,
+                                    arch.apk(),
+                                    u.name()
+                                )
+                                .display()
+                            ),
+                        );
+                    }
+                }
                 for p in &summary.packages {
                     match PackageFile::read(p) {
                         Ok(f) => result.packages.push(f),

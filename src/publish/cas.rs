@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
-use rand::Rng;
+use rsa::rand_core::{OsRng, RngCore};
 
 use super::{signed_by, Dest, PublishError};
 use crate::apk::index::{self, Index, IndexEntry};
@@ -50,7 +50,8 @@ impl CasPolicy {
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.max_delay);
         let nanos = cap.as_nanos().min(u64::MAX as u128) as u64;
-        Duration::from_nanos(rand::thread_rng().gen_range(0..=nanos))
+        // The modulo's bias is far below anything a pause can notice.
+        Duration::from_nanos(OsRng.next_u64() % nanos.saturating_add(1))
     }
 }
 

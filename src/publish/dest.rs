@@ -102,6 +102,8 @@ impl Dest {
                     b = b.with_config(key, v);
                 }
             }
+            // An `http://` endpoint is a local or test server, used as given.
+            let client = client.with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")));
             let mut b = b
                 .with_bucket_name(bucket)
                 .with_client_options(client)

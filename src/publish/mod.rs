@@ -104,7 +104,8 @@ pub struct PublishOptions<'a> {
     pub key: &'a SigningKey,
     /// Check everything and report what would happen; write nothing.
     pub dry_run: bool,
-    /// Uploads in flight at once.
+    /// Packages in flight at once. Each is held whole in memory while it
+    /// is uploaded (see `upload`), so this also bounds the memory used.
     pub jobs: usize,
     pub cas: CasPolicy,
     /// `(recipe name, input hash)` pairs recorded at the destination once
@@ -282,6 +283,11 @@ enum Outcome {
 
 /// Create-only upload of one package; an object already there is compared
 /// byte for byte.
+///
+/// The file is read whole: object_store's create-only put takes a
+/// materialised payload (it signs and retries the body), and its
+/// streaming multipart upload has no create-only mode. Memory stays
+/// bounded because at most `PublishOptions::jobs` uploads run at once.
 async fn upload(
     dest: &Dest,
     arch: &str,
@@ -337,16 +343,7 @@ async fn upload(
         Err(object_store::Error::NotFound { .. }) if dry_run => return Ok(Outcome::Uploaded(size)),
         Err(e) => return Err(store_err(e)),
     };
-    let same = meta.size == size
-        && dest
-            .store()
-            .get(&loc)
-            .await
-            .map_err(store_err)?
-            .bytes()
-            .await
-            .map_err(store_err)?
-            == bytes;
+    let same = meta.size == size && same_bytes(dest, &loc, &bytes).await.map_err(store_err)?;
     Ok(if same {
         Outcome::Present
     } else {
@@ -355,6 +352,26 @@ async fn upload(
             pkg.entry.info.name, pkg.entry.info.version
         ))
     })
+}
+
+/// Whether the object at `loc` holds exactly `want`, compared as it
+/// streams in, so a retried publish holds one copy of a package, not two.
+async fn same_bytes(
+    dest: &Dest,
+    loc: &object_store::path::Path,
+    want: &[u8],
+) -> Result<bool, object_store::Error> {
+    let mut stream = dest.store().get(loc).await?.into_stream();
+    let mut at = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let end = at + chunk.len();
+        if end > want.len() || want[at..end] != chunk[..] {
+            return Ok(false);
+        }
+        at = end;
+    }
+    Ok(at == want.len())
 }
 
 /// Publish `opts.repo` to `dest`. `progress` sees every step.
@@ -498,10 +515,51 @@ pub async fn publish(
     Ok(summary)
 }
 
+/// The directory, beside an arch's packages, that records the input hash
+/// of each recipe built or published there (one file per recipe, named
+/// after its main package, holding `sha256:<hex>` and a newline). apk
+/// never reads it; `build` writes it locally, `publish --input-hash` at
+/// the destination.
+pub const INPUTS_DIR: &str = ".pkgbuild-inputs";
+
+/// Largest input record read back; a real one is 72 bytes.
+const MAX_INPUT_RECORD: u64 = 1024;
+
 /// Where the input hash of recipe `name` is recorded for `arch`: beside
 /// the packages, in a directory apk never reads.
 fn input_location(dest: &Dest, arch: &str, name: &str) -> object_store::path::Path {
-    dest.arch_dir(arch).join(".pkgbuild-inputs").join(name)
+    dest.arch_dir(arch).join(INPUTS_DIR).join(name)
+}
+
+/// A local repository's input record of recipe `name` for `arch`.
+pub fn local_input_path(repo: &Path, arch: &str, name: &str) -> PathBuf {
+    repo.join(arch).join(INPUTS_DIR).join(name)
+}
+
+/// The hash recorded in a local repository, if any. A record that is not
+/// a regular file, too large, or not `sha256:<hex>` counts as none.
+pub fn read_local_input(repo: &Path, arch: &str, name: &str) -> Option<String> {
+    let path = local_input_path(repo, arch, name);
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_INPUT_RECORD {
+        return None;
+    }
+    parse_record(&std::fs::read(&path).ok()?)
+}
+
+/// Record `hash` for recipe `name` in a local repository (atomically).
+pub fn write_local_input(repo: &Path, arch: &str, name: &str, hash: &str) -> std::io::Result<()> {
+    let path = local_input_path(repo, arch, name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::atomic::write(&path, 0o644, format!("{hash}\n").as_bytes())
+}
+
+fn parse_record(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?.strip_suffix('\n')?;
+    let hex = text.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_hexdigit())).then(|| text.to_string())
 }
 
 /// Check an input record's parts: a recipe name and `sha256:<hex>`.
@@ -550,6 +608,16 @@ pub async fn check_input(
     name: &str,
     hash: &str,
 ) -> Result<bool, PublishError> {
+    Ok(recorded_input(dest, arch, name).await?.as_deref() == Some(hash))
+}
+
+/// The input hash recorded at `dest` for recipe `name` and `arch`; `None`
+/// when there is no record (or none that parses).
+pub async fn recorded_input(
+    dest: &Dest,
+    arch: &str,
+    name: &str,
+) -> Result<Option<String>, PublishError> {
     let loc = input_location(dest, arch, name);
     let store_err = |source| PublishError::Store {
         url: dest.url(&loc),
@@ -558,15 +626,34 @@ pub async fn check_input(
     };
     match dest.store().get(&loc).await {
         Ok(g) => {
-            if g.meta.size > 1024 {
-                return Ok(false);
+            if g.meta.size > MAX_INPUT_RECORD {
+                return Ok(None);
             }
             let bytes = g.bytes().await.map_err(store_err)?;
-            Ok(bytes.as_ref() == format!("{hash}\n").as_bytes())
+            Ok(parse_record(&bytes))
         }
-        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(store_err(e)),
     }
+}
+
+/// Whether every one of `files` is in `arch`'s directory at `dest`.
+pub async fn all_present(dest: &Dest, arch: &str, files: &[String]) -> Result<bool, PublishError> {
+    for f in files {
+        let loc = dest.location(arch, f);
+        match dest.store().head(&loc).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(source) => {
+                return Err(PublishError::Store {
+                    url: dest.url(&loc),
+                    what: "cannot look up",
+                    source,
+                })
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// The destination answers, and every index there is ours to extend.
