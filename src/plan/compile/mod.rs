@@ -22,11 +22,13 @@
 //! The work is split by concern, with imports running one way:
 //! this file holds the phases (`compile_recipe`) and the package fields;
 //! [`steps`] resolves `uses:` and compiles steps; [`checks`] holds the
-//! recipe rules; [`scope`] the substitution scope, `vars` and `range`.
-//! `mod` → `steps` → `checks` → `scope`.
+//! recipe rules; [`stages`] turns `fetch`/`git-checkout` steps into typed
+//! host stages; [`scope`] the substitution scope, `vars` and `range`.
+//! `mod` → `steps` → {`checks`, `stages`} → `scope`.
 
 mod checks;
 mod scope;
+mod stages;
 mod steps;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -204,6 +206,7 @@ pub(crate) fn compile_recipe(
         recipe_rules: true,
         origin: None,
         depth: 0,
+        path: Some("pipeline".to_string()),
     };
 
     let target_architecture: Vec<String> = pkg
@@ -246,7 +249,7 @@ pub(crate) fn compile_recipe(
     }];
     drop(lk);
 
-    for inst in &instances {
+    for (k, inst) in instances.iter().enumerate() {
         let sp = inst.sp;
         let mut sub_scope = scope.clone();
         let subdir = format!("{outdir}/{}", inst.name);
@@ -264,7 +267,11 @@ pub(crate) fn compile_recipe(
         };
         // melange compiles every subpackage (and gathers its needs) before
         // deciding `if:`, so errors in a dropped one still count.
-        let steps = c.compile_steps(&sp.pipeline, &base, &sub_scope, &mut needs)?;
+        let sub_base = Frame {
+            path: Some(format!("subpackages[{k}].pipeline")),
+            ..base.clone()
+        };
+        let steps = c.compile_steps(&sp.pipeline, &sub_base, &sub_scope, &mut needs)?;
         let test = sp
             .test
             .as_ref()
@@ -344,7 +351,13 @@ pub(crate) fn compile_recipe(
         environment: env_map,
         accounts: with_build_account(recipe.environment.accounts.clone()),
     };
+    let mut host_stages = Vec::new();
+    for p in &packages {
+        stages::collect(&p.steps, &mut host_stages);
+    }
+    let host_stages = host_stages.into_iter().cloned().collect();
     Ok(Plan {
+        host_stages,
         packages,
         environment,
         arch: arch.apk().to_string(),

@@ -10,6 +10,7 @@ use super::checks::check_uses_name;
 use super::scope::{
     absolute_under, eval_if, lenient, scope_lookup, strict, Scope, Source, MAX_REFERENCE_DEPTH,
 };
+use super::stages;
 use crate::plan::{builtin, CompileOptions, Contents, EnvironmentPlan, Step, TestPlan};
 use crate::recipe::model::{self, decode_pipeline, lookup, Dx, Environment, Pipeline, Test, Text};
 use crate::recipe::{parse_yaml, read_bounded, subst, validate, Pos, RecipeError};
@@ -33,6 +34,10 @@ pub(super) struct Frame {
     pub(super) recipe_rules: bool,
     /// `uses` name and recipe step position, for errors inside pipeline files.
     pub(super) origin: Option<(String, Pos)>,
+    /// Host stage id prefix of the steps in this frame (`pipeline`,
+    /// `subpackages[1].pipeline`); `None` where no host stages are made
+    /// (tests, which `pkgbuild test` runs without host-side sources).
+    pub(super) path: Option<String>,
     pub(super) depth: usize,
 }
 
@@ -122,8 +127,10 @@ impl<'o> Compiler<'o> {
         needs: &mut Vec<String>,
     ) -> Result<Vec<Step>, RecipeError> {
         let mut out = Vec::new();
-        for p in steps {
-            if let Some(s) = self.compile_step(p, frame, scope, needs)? {
+        for (i, p) in steps.iter().enumerate() {
+            // Numbered as written, so a false `if:` does not renumber the rest.
+            let id = frame.path.as_ref().map(|path| format!("{path}[{i}]"));
+            if let Some(s) = self.compile_step(p, frame, scope, needs, id.as_deref())? {
                 out.push(s);
             }
         }
@@ -152,6 +159,7 @@ impl<'o> Compiler<'o> {
         frame.env = env_map.clone();
         // melange does not apply recipe-only step rules to tests.
         frame.recipe_rules = false;
+        frame.path = None;
         let mut needs = Vec::new();
         let steps = self.compile_steps(&t.pipeline, &frame, scope, &mut needs)?;
         let mut pkgs = Vec::new();
@@ -175,6 +183,7 @@ impl<'o> Compiler<'o> {
         frame: &Frame,
         scope: &Scope,
         needs: &mut Vec<String>,
+        id: Option<&str>,
     ) -> Result<Option<Step>, RecipeError> {
         let src = frame.src.clone();
         if frame.recipe_rules {
@@ -199,7 +208,17 @@ impl<'o> Compiler<'o> {
         let Some(uses) = uses else {
             let cond = p.if_.as_ref().map(|c| (c, src.clone()));
             let inputs = own_inputs(p, &src, frame, scope)?;
-            return self.finish_step(p, cond, &src, frame, inputs, scope, needs, BTreeMap::new());
+            return self.finish_step(
+                p,
+                cond,
+                &src,
+                frame,
+                inputs,
+                scope,
+                needs,
+                BTreeMap::new(),
+                id,
+            );
         };
         let loaded = self.load(&src, uses)?;
         let file = &loaded.src;
@@ -318,12 +337,14 @@ impl<'o> Compiler<'o> {
             None => p.if_.as_ref().map(|c| (c, src.clone())),
         };
         let result = self
-            .finish_step(&merged, cond, file, &inner, inputs, scope, needs, with)
-            .map(|step| {
-                step.map(|mut s| {
-                    s.inlined = true;
-                    s
-                })
+            .finish_step(&merged, cond, file, &inner, inputs, scope, needs, with, id)
+            .and_then(|step| {
+                let Some(mut s) = step else { return Ok(None) };
+                s.inlined = true;
+                if let Some(id) = id {
+                    s.host = stages::host_stage(&s, p, &src, id)?;
+                }
+                Ok(Some(s))
             });
         result.map_err(|mut e| {
             if let Some((name, at)) = origin {
@@ -352,6 +373,7 @@ impl<'o> Compiler<'o> {
         scope: &Scope,
         needs: &mut Vec<String>,
         with: BTreeMap<String, String>,
+        id: Option<&str>,
     ) -> Result<Option<Step>, RecipeError> {
         let lk = step_lookup(&inputs, scope);
         if let Some((c, cond_src)) = cond {
@@ -385,6 +407,7 @@ impl<'o> Compiler<'o> {
             recipe_rules: frame.recipe_rules && src.recipe,
             origin: frame.origin.clone(),
             depth: frame.depth,
+            path: id.map(|id| format!("{id}.pipeline")),
         };
         let nested = self.compile_steps(&p.pipeline, &inner, scope, needs)?;
         let lk = step_lookup(&inner.inputs, scope);
@@ -398,6 +421,7 @@ impl<'o> Compiler<'o> {
             pipeline: nested,
             needs_packages: step_needs,
             inlined: false,
+            host: None,
         }))
     }
 }
