@@ -137,3 +137,54 @@ pub fn prepare(
     }
     Ok(prepared)
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest as _, Sha256};
+
+    use super::*;
+    use crate::engine::Verbosity;
+    use crate::plan::{compile, CompileOptions};
+
+    #[test]
+    fn steps_get_their_stage_variables_by_stage_id_not_by_address_or_uses_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = b"not really a tarball".to_vec();
+        let artifact = dir.path().join("src.bin");
+        std::fs::write(&artifact, &data).unwrap();
+        let sha: String = Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let recipe = dir.path().join("r.yaml");
+        std::fs::write(
+            &recipe,
+            format!(
+                "package:\n  name: r\n  version: 1.0\npipeline:\n  - runs: echo first\n  - uses: fetch\n    with:\n      uri: file://{}\n      expected-sha256: {sha}\n      extract: false\n",
+                artifact.display()
+            ),
+        )
+        .unwrap();
+        let plan = compile(&recipe, &CompileOptions::default()).unwrap();
+        let (cache, sources) = (dir.path().join("cache"), dir.path().join("sources"));
+        std::fs::create_dir_all(&sources).unwrap();
+        let log = BuildLog::new(Verbosity::Quiet);
+        let prepared = prepare(&plan, &cache, &sources, RunnerKind::Host, 0, &log).unwrap();
+
+        // A copy of the plan lives at other addresses: the id still finds it.
+        let copy = plan.clone();
+        let step = &copy.packages[0].steps[1];
+        let env = prepared.env_for(step);
+        let fetched = &env[FETCHED_FILE_VAR];
+        assert_eq!(std::fs::read(fetched).unwrap(), data);
+        assert!(Path::new(fetched).starts_with(&cache), "{fetched}");
+        assert!(prepared.env_for(&copy.packages[0].steps[0]).is_empty());
+        // `uses: fetch` alone is not a host stage: only the compiled stage is.
+        let mut plain = step.clone();
+        plain.host = None;
+        assert_eq!(plain.uses.as_deref(), Some("fetch"));
+        assert!(prepared.env_for(&plain).is_empty());
+        assert_eq!(prepared.sbom_sources.len(), 1);
+        assert!(prepared.ro_binds.is_empty(), "no binds for the host runner");
+    }
+}
