@@ -31,20 +31,35 @@ fn plausible(input: &str) -> &'static str {
     }
 }
 
+/// Inputs a pipeline needs beyond those it marks required: `fetch` is a host
+/// stage, and the compiler refuses a download without a checksum although
+/// each of its checksum inputs alone is optional.
+fn also_needed(p: &Pipeline) -> &'static [(&'static str, &'static str)] {
+    match p.name.as_str() {
+        "fetch" => &[(
+            "expected-sha256",
+            "5ab2b0b2a1f2bd9c1b5ee9b48ae4bc3f4b5cbd0b2f0c9dd6e5d0a0e9e8f0c1d2",
+        )],
+        _ => &[],
+    }
+}
+
 /// The `with:` block (indented for a step at `indent` spaces) for `p`'s required inputs.
 fn with_block(p: &Pipeline, indent: usize) -> String {
-    let required: Vec<_> = p.inputs.iter().filter(|i| i.required).collect();
-    if required.is_empty() {
+    let mut given: Vec<(&str, &str)> = p
+        .inputs
+        .iter()
+        .filter(|i| i.required)
+        .map(|i| (i.name.as_str(), plausible(&i.name)))
+        .collect();
+    given.extend(also_needed(p).iter().copied());
+    if given.is_empty() {
         return String::new();
     }
     let pad = " ".repeat(indent);
     let mut out = format!("{pad}  with:\n");
-    for i in required {
-        out.push_str(&format!(
-            "{pad}    {}: \"{}\"\n",
-            i.name,
-            plausible(&i.name)
-        ));
+    for (name, value) in given {
+        out.push_str(&format!("{pad}    {name}: \"{value}\"\n"));
     }
     out
 }

@@ -432,3 +432,74 @@ fn an_empty_range_is_no_range_and_an_empty_priority_is_absent_as_in_melange() {
         assert!(p["dependencies"]["replaces_priority"].is_null(), "{p}");
     }
 }
+
+#[test]
+fn compile_output_lists_host_stages_with_ids_and_what_they_fetch_and_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("r.yaml");
+    let sha = "5ab2b0b2a1f2bd9c1b5ee9b48ae4bc3f4b5cbd0b2f0c9dd6e5d0a0e9e8f0c1d2";
+    std::fs::write(
+        &recipe,
+        format!(
+            "package:\n  name: r\n  version: 1.0.0\n  epoch: 0\n\
+             pipeline:\n  - uses: fetch\n    with:\n      uri: https://example.org/r-${{{{package.version}}}}.tar.gz\n      expected-sha256: {sha}\n\
+             \x20 - runs: make\n\
+             subpackages:\n  - name: r-extra\n    pipeline:\n      - uses: git-checkout\n        with:\n          repository: https://example.org/extra.git\n          tag: v1\n          destination: extra\n"
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = pkgbuild(&["compile", recipe.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let stdout = run();
+    assert_eq!(stdout, run(), "compile output is deterministic");
+    let plan: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(
+        plan["host_stages"],
+        serde_json::json!([
+            {
+                "id": "pipeline[0]",
+                "runs_on": "host",
+                "fetches": "https://example.org/r-1.0.0.tar.gz",
+                "writes": format!("<download cache>/sha256/{sha}/r-1.0.0.tar.gz"),
+                "hands_over": "PKGBUILD_FETCHED_FILE",
+                "kind": "fetch",
+                "uri": "https://example.org/r-1.0.0.tar.gz",
+                "expected": {"sha256": sha},
+                "extract": true,
+                "strip_components": 1,
+                "directory": "/home/build",
+            },
+            {
+                "id": "subpackages[0].pipeline[0]",
+                "runs_on": "host",
+                "fetches": "https://example.org/extra.git",
+                "writes": "<build scratch>/sources/git-subpackages-0-pipeline-0",
+                "hands_over": "PKGBUILD_CHECKOUT_DIR",
+                "kind": "git-checkout",
+                "repository": "https://example.org/extra.git",
+                "branch": null,
+                "tag": "v1",
+                "expected_commit": null,
+                "depth": null,
+                "recurse_submodules": false,
+                "cherry_picks": [],
+                "destination": "/home/build/extra",
+            },
+        ])
+    );
+    // Each stage is on its step too; a sandboxed step has no `host` key.
+    let main = &plan["packages"][0]["steps"];
+    assert_eq!(main[0]["host"], plan["host_stages"][0]);
+    assert!(main[1].get("host").is_none(), "{}", main[1]);
+    assert_eq!(
+        plan["packages"][1]["steps"][0]["host"],
+        plan["host_stages"][1]
+    );
+}

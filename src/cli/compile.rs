@@ -1,4 +1,5 @@
-//! `pkgbuild compile` (print the compiled plan as JSON) and
+//! `pkgbuild compile` (print the compiled plan as JSON; its `host_stages`
+//! say what will run on the host, outside the sandbox) and
 //! `pkgbuild package-version` (print `name-version-rN`). Flags turn into
 //! `plan::CompileOptions`; all the work happens in `plan::compile`.
 

@@ -15,8 +15,10 @@ use crate::recipe::model::{Accounts, Copyright, PackageOptions, SetCap};
 pub mod builtin;
 pub mod compile;
 pub mod emit;
+pub mod stage;
 
 pub use compile::{compile, package_version, CompileError};
+pub use stage::{Digest, HostStage, HostStageKind};
 
 /// Everything needed to build one recipe for one architecture.
 #[derive(Clone, Debug, Serialize)]
@@ -35,6 +37,10 @@ pub struct Plan {
     pub builds_for_arch: bool,
     /// Top-level `capabilities`: changes to the default set of a root step.
     pub capabilities: CapabilitiesPlan,
+    /// What runs on the host, outside the sandbox, before any step: every
+    /// build step's [`HostStage`], in the order the engine runs them (main
+    /// package first, depth first). Each is also on its step.
+    pub host_stages: Vec<HostStage>,
 }
 
 /// `capabilities: {add, drop}` as written (names checked by the engine).
@@ -152,6 +158,10 @@ pub struct Step {
     /// Kept out of the JSON: it only tells `emit` how to write the step back.
     #[serde(skip)]
     pub inlined: bool,
+    /// Set on a build step whose download or clone the engine does on the
+    /// host before the sandboxed steps run (see [`stage`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostStage>,
 }
 
 /// How to compile: target arch, where `uses:` pipelines come from, and

@@ -3,7 +3,7 @@
 //! Built from yaml-rust2's event parser so that every node remembers where
 //! it was written (1-based line and column) and every scalar stays the exact
 //! text the author wrote: `1.10`, `00303`, `true` and `3.10` are strings,
-//! never numbers or booleans. Typing happens later, in `model.rs`, where the
+//! never numbers or booleans. Typing happens later, in `model/decode.rs`, where the
 //! field being decoded says what it expects. Mappings keep their source
 //! order; duplicate keys are an error (as in Go's yaml.v3, which melange
 //! uses); anchors, aliases and `<<` merge keys are supported with a budget
