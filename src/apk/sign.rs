@@ -303,7 +303,7 @@ mod tests {
     fn garbage_key_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.rsa");
-        fs::write(&p, "not a key").unwrap();
+        std::fs::write(&p, "not a key").unwrap();
         let expected = "expected a PEM RSA private key, PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) or PKCS#8 (`-----BEGIN PRIVATE KEY-----`)";
         for (content, found) in [
             ("not a key", "no PEM"),
@@ -320,7 +320,7 @@ mod tests {
                 "`EC PRIVATE KEY` block, not an RSA private key",
             ),
         ] {
-            fs::write(&p, content).unwrap();
+            std::fs::write(&p, content).unwrap();
             let err = SigningKey::load(&p).unwrap_err().to_string();
             assert!(err.starts_with(&format!("{}: ", p.display())), "{err}");
             assert!(err.contains(found), "{err}");

@@ -420,7 +420,7 @@ fn install_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
     }];
     let setup = RootSetup {
         arch: "x86_64",
-        world: &[entry.info.name.clone()],
+        world: std::slice::from_ref(&entry.info.name),
         repositories: &[],
         keys: &[],
     };
