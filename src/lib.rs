@@ -25,6 +25,7 @@ pub mod image;
 pub mod install;
 pub mod lockdir;
 pub mod meta;
+pub mod open;
 pub mod plan;
 pub mod publish;
 pub mod recipe;

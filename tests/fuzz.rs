@@ -19,6 +19,8 @@ mod util;
 mod archive;
 #[path = "fuzz/harness.rs"]
 mod harness;
+#[path = "fuzz/inputs.rs"]
+mod inputs;
 #[path = "fuzz/resolver.rs"]
 mod resolver;
 
@@ -496,7 +498,7 @@ fn fuzz_dependency_strings() {
 // ---------------------------------------------------------------------------
 // Packages: signature, control and data members
 
-const ARCHIVE_DICT: &[&[u8]] = &[
+pub(crate) const ARCHIVE_DICT: &[&[u8]] = &[
     b"datahash = ",
     b"pkgname = ",
     b"pkgver = ",

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -595,7 +595,7 @@ fn read_head<R: Read>(src: &mut Source<R>) -> Result<Head> {
 
 /// Read the leading members of any package or index file.
 pub fn read_head_file(path: &Path) -> Result<(Head, u64)> {
-    let file = File::open(path)?;
+    let file = crate::open::regular(path)?;
     let size = file.metadata()?.len();
     let mut src = Source::new(file, 0);
     Ok((read_head(&mut src)?, size))
@@ -970,7 +970,7 @@ pub fn read_data_limited<E: From<ReadError>>(
         s => hex_decode::<32>(s.as_bytes())
             .ok_or_else(|| ReadError::BadDatahash(s.chars().take(80).collect()))?,
     };
-    let mut file = File::open(path).map_err(ReadError::from)?;
+    let mut file = crate::open::regular(path).map_err(ReadError::from)?;
     file.seek(SeekFrom::Start(ctl.data_offset))
         .map_err(ReadError::from)?;
     let mut src = Source::new(file, ctl.data_offset);

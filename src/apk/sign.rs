@@ -6,7 +6,6 @@
 //! its keys directory, so the key name is part of the trust chain.
 
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey, LineEnding};
@@ -124,13 +123,16 @@ fn read_small(path: &Path) -> Result<String, SignError> {
         path: path.to_path_buf(),
         source,
     };
-    let meta = fs::metadata(path).map_err(io)?;
-    if meta.len() > MAX_KEY_FILE {
+    let file = crate::open::regular(path).map_err(io)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_KEY_FILE {
         return Err(SignError::TooLarge {
             path: path.to_path_buf(),
         });
     }
-    fs::read_to_string(path).map_err(io)
+    Ok(text)
 }
 
 impl SigningKey {
@@ -301,7 +303,7 @@ mod tests {
     fn garbage_key_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.rsa");
-        fs::write(&p, "not a key").unwrap();
+        std::fs::write(&p, "not a key").unwrap();
         let expected = "expected a PEM RSA private key, PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) or PKCS#8 (`-----BEGIN PRIVATE KEY-----`)";
         for (content, found) in [
             ("not a key", "no PEM"),
@@ -318,7 +320,7 @@ mod tests {
                 "`EC PRIVATE KEY` block, not an RSA private key",
             ),
         ] {
-            fs::write(&p, content).unwrap();
+            std::fs::write(&p, content).unwrap();
             let err = SigningKey::load(&p).unwrap_err().to_string();
             assert!(err.starts_with(&format!("{}: ", p.display())), "{err}");
             assert!(err.contains(found), "{err}");

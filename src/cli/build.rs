@@ -175,8 +175,8 @@ fn env_var(k: &str) -> Option<String> {
 
 /// `KEY=VALUE` lines; `#` comments, optional `export ` and quotes.
 pub fn parse_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read env file", path.display()))?;
+    // Bounded: an env file that is /dev/zero or huge must not eat memory.
+    let text = crate::recipe::read_bounded(path).context("cannot read env file")?;
     let mut out = BTreeMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -192,6 +192,11 @@ pub fn parse_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
             bail!("{}:{}: invalid variable name {k:?}", path.display(), i + 1);
         }
         let v = v.trim();
+        // The environment of a process cannot hold a NUL; refuse it here,
+        // where the line is known, rather than when a step is spawned.
+        if v.contains('\0') {
+            bail!("{}:{}: {k}: value holds a NUL byte", path.display(), i + 1);
+        }
         let v = v
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))

@@ -14,7 +14,6 @@
 //! a required-level finding or cannot be read, else 0 (warnings alone pass).
 //! `--json FILE` also writes every file's result as one JSON document.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -162,7 +161,7 @@ fn level_name(level: Level) -> &'static str {
 /// the gzip magic. Unreadable paths go the recipe way, whose error names them.
 fn is_package(path: &Path) -> bool {
     let mut magic = [0u8; 2];
-    File::open(path)
+    crate::open::regular(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok_and(|()| magic == [0x1f, 0x8b])
         || path.extension().is_some_and(|e| e == "apk")

@@ -156,7 +156,7 @@ pub fn default_path(recipe: &Path) -> PathBuf {
 impl LockFile {
     pub fn read(path: &Path) -> Result<LockFile> {
         use std::io::Read;
-        let f = std::fs::File::open(path)
+        let f = crate::open::regular(path)
             .with_context(|| format!("{}: cannot open lock file", path.display()))?;
         let mut text = String::new();
         f.take(MAX_LOCK_BYTES + 1)

@@ -65,7 +65,7 @@ pub fn read_bounded(path: &Path) -> Result<String, RecipeError> {
     let name = path.display().to_string();
     // The file as a whole: no line to point at.
     let at = Pos { line: 0, col: 0 };
-    let f = std::fs::File::open(path)
+    let f = crate::open::regular(path)
         .map_err(|e| RecipeError::new(&name, at, format!("cannot open: {e}")))?;
     let mut buf = Vec::new();
     f.take(MAX_FILE_BYTES + 1)
