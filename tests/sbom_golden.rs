@@ -132,7 +132,7 @@ fn input<'a>(
 #[test]
 fn sbom_bytes_match_the_recorded_digests() {
     let all = sources();
-    let env = vec![
+    let env = [
         "go>=1.22".to_string(),
         "busybox=1.36.1-r0".to_string(),
         "g++".to_string(),
