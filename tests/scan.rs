@@ -12,11 +12,16 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use pkgbuild::meta::scan::{
-    ld_so_conf_dirs, resolve, scan_tree, scan_tree_with_lib_dirs, PackageDeps, ResolvedDeps,
-    ScanOptions, ScanResult,
+    self, resolve, PackageDeps, ResolvedDeps, ScanError, ScanOptions, ScanResult,
 };
+use pkgbuild::meta::tree::StagedTree;
 
 use util::host_loader_dep;
+
+/// Walks `root` once and scans that listing, as the engine does.
+fn scan_tree(root: &Path, version: &str, opts: &ScanOptions) -> Result<ScanResult, ScanError> {
+    scan::scan_tree(&StagedTree::walk(root)?, version, opts)
+}
 
 const VERSION: &str = "1.0-r0";
 
@@ -182,10 +187,15 @@ fn a_siblings_ld_so_conf_d_applies_through_the_lib_dirs_variant() {
     lib.library("opt/app/lib");
     assert!(lib.scan().provides.is_empty());
 
-    let dirs: Vec<String> = ld_so_conf_dirs(conf.path()).unwrap().into_iter().collect();
+    let conf_tree = StagedTree::walk(conf.path()).unwrap();
+    let dirs: Vec<String> = scan::ld_so_conf_dirs(&conf_tree)
+        .unwrap()
+        .into_iter()
+        .collect();
     assert_eq!(dirs, ["opt/app/lib"]);
+    let lib_tree = StagedTree::walk(lib.path()).unwrap();
     let scan =
-        scan_tree_with_lib_dirs(lib.path(), VERSION, &ScanOptions::default(), &dirs).unwrap();
+        scan::scan_tree_with_lib_dirs(&lib_tree, VERSION, &ScanOptions::default(), &dirs).unwrap();
     assert_eq!(list(&scan.provides), set(&["so:libgreet.so.1=1.2.3"]));
 }
 

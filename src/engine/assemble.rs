@@ -13,6 +13,7 @@ use super::{sources, BuildError, BuildLog, BuildOptions};
 use crate::apk::package::{self, PackageSpec, Script, SignOptions};
 use crate::apk::pkginfo::PkgInfo;
 use crate::apk::sign::SigningKey;
+use crate::meta::tree::StagedTree;
 use crate::meta::{lint, sbom, scan};
 use crate::plan::{self, PackagePlan, Plan};
 
@@ -75,6 +76,99 @@ fn with_shebang(text: &str) -> Vec<u8> {
     }
 }
 
+/// One package's staged tree and what linting and scanning it needs.
+struct TreeChecks<'a> {
+    name: &'a str,
+    root: PathBuf,
+    full_version: &'a str,
+    checks_disabled: &'a [String],
+    scan: scan::ScanOptions,
+}
+
+/// The package architecture and the command line's lint level overrides.
+struct LintLevels<'a> {
+    arch: &'a str,
+    require: &'a [String],
+    warn: &'a [String],
+}
+
+/// Lints and scans every package. Each staged tree is walked once and the
+/// one listing handed to the linters, the `ld.so.conf.d` reader and the
+/// scanner. All packages are linted before any is scanned, and all scanned
+/// before returning: dependency resolution between siblings needs every
+/// scan result, and a library directory named by any package's
+/// `ld.so.conf.d` counts for all of them, since they are installed together.
+fn lint_and_scan(
+    pkgs: &[TreeChecks],
+    levels: &LintLevels,
+    warn: &dyn Fn(&str),
+) -> anyhow::Result<Vec<scan::ScanResult>> {
+    let trees = pkgs
+        .iter()
+        .map(|p| {
+            StagedTree::walk(&p.root)
+                .with_context(|| format!("{}: cannot list package tree", p.name))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (p, tree) in pkgs.iter().zip(&trees) {
+        let findings = lint::lint_tree(
+            tree,
+            &lint::LintContext {
+                package_name: p.name,
+                disabled: p.checks_disabled,
+                arch: levels.arch,
+            },
+        )
+        .with_context(|| format!("{}: cannot lint package tree", p.name))?;
+        let mut required = Vec::new();
+        for f in &findings {
+            let place = f
+                .path
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
+            let text = format!("{}: [{}] {}{}", p.name, f.linter, f.message, place);
+            let level = if levels.require.iter().any(|l| l == f.linter) {
+                lint::Level::Required
+            } else if levels.warn.iter().any(|l| l == f.linter) {
+                lint::Level::Warning
+            } else {
+                f.level
+            };
+            match level {
+                lint::Level::Required => required.push(text),
+                lint::Level::Warning => warn(&text),
+            }
+        }
+        if !required.is_empty() {
+            return Err(BuildError::Lint {
+                package: p.name.to_string(),
+                count: required.len(),
+                findings: required.join("\n"),
+            }
+            .into());
+        }
+    }
+    let mut lib_dirs = std::collections::BTreeSet::new();
+    for (p, tree) in pkgs.iter().zip(&trees) {
+        lib_dirs.extend(
+            scan::ld_so_conf_dirs(tree)
+                .with_context(|| format!("{}: cannot read ld.so.conf.d", p.name))?,
+        );
+    }
+    let lib_dirs: Vec<String> = lib_dirs.into_iter().collect();
+    let mut scans = Vec::new();
+    for (p, tree) in pkgs.iter().zip(&trees) {
+        let result = scan::scan_tree_with_lib_dirs(tree, p.full_version, &p.scan, &lib_dirs)
+            .with_context(|| format!("{}: cannot scan package tree", p.name))?;
+        for w in &result.warnings {
+            warn(&format!("{}: {w}", p.name));
+        }
+        scans.push(result);
+    }
+    Ok(scans)
+}
+
 /// `build_environment`: the SBOM's build dependencies (requests met
 /// locally are pinned to the version installed).
 #[allow(clippy::too_many_arguments)]
@@ -89,80 +183,28 @@ pub(super) fn package_all(
     log: &BuildLog,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let main = &plan.packages[0];
-    // Lint and scan every package first: dependency resolution between
-    // siblings needs all scan results.
-    let mut scans = Vec::new();
-    for p in &plan.packages {
-        let root = out_root.join(&p.name);
-        let findings = lint::lint_tree(
-            &root,
-            &lint::LintContext {
-                package_name: &p.name,
-                disabled: &p.checks_disabled,
-                arch: opts.arch.apk(),
+    let checks: Vec<TreeChecks> = plan
+        .packages
+        .iter()
+        .map(|p| TreeChecks {
+            name: &p.name,
+            root: out_root.join(&p.name),
+            full_version: &p.full_version,
+            checks_disabled: &p.checks_disabled,
+            scan: scan::ScanOptions {
+                no_provides: p.options.no_provides,
+                no_depends: p.options.no_depends,
+                no_commands: p.options.no_commands,
+                no_versioned_shlib_deps: p.options.no_versioned_shlib_deps,
             },
-        )
-        .with_context(|| format!("{}: cannot lint package tree", p.name))?;
-        let mut required = Vec::new();
-        for f in &findings {
-            let place = f
-                .path
-                .as_deref()
-                .map(|p| format!(" ({p})"))
-                .unwrap_or_default();
-            let text = format!("{}: [{}] {}{}", p.name, f.linter, f.message, place);
-            let level = if opts.lint_require.iter().any(|l| l == f.linter) {
-                lint::Level::Required
-            } else if opts.lint_warn.iter().any(|l| l == f.linter) {
-                lint::Level::Warning
-            } else {
-                f.level
-            };
-            match level {
-                lint::Level::Required => required.push(text),
-                lint::Level::Warning => log.warn(&text),
-            }
-        }
-        if !required.is_empty() {
-            return Err(BuildError::Lint {
-                package: p.name.clone(),
-                count: required.len(),
-                findings: required.join("\n"),
-            }
-            .into());
-        }
-    }
-    // A library directory named by any package's ld.so.conf.d counts for
-    // all of them, since they are installed together.
-    let mut lib_dirs = std::collections::BTreeSet::new();
-    for p in &plan.packages {
-        let root = out_root.join(&p.name);
-        lib_dirs.extend(
-            scan::ld_so_conf_dirs(&root)
-                .with_context(|| format!("{}: cannot read ld.so.conf.d", p.name))?,
-        );
-    }
-    let lib_dirs: Vec<String> = lib_dirs.into_iter().collect();
-    for p in &plan.packages {
-        let root = out_root.join(&p.name);
-        let o = &p.options;
-        let result = scan::scan_tree_with_lib_dirs(
-            &root,
-            &p.full_version,
-            &scan::ScanOptions {
-                no_provides: o.no_provides,
-                no_depends: o.no_depends,
-                no_commands: o.no_commands,
-                no_versioned_shlib_deps: o.no_versioned_shlib_deps,
-            },
-            &lib_dirs,
-        )
-        .with_context(|| format!("{}: cannot scan package tree", p.name))?;
-        for w in &result.warnings {
-            log.warn(&format!("{}: {w}", p.name));
-        }
-        scans.push(result);
-    }
+        })
+        .collect();
+    let lint_levels = LintLevels {
+        arch: opts.arch.apk(),
+        require: &opts.lint_require,
+        warn: &opts.lint_warn,
+    };
+    let scans = lint_and_scan(&checks, &lint_levels, &|m| log.warn(m))?;
     let deps_in: Vec<scan::PackageDeps> = plan
         .packages
         .iter()
@@ -302,4 +344,101 @@ pub(super) fn package_all(
             Ok(written.path)
         })
         .collect::<anyhow::Result<Vec<_>>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::tree::WALKS;
+    use std::cell::RefCell;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn checks<'a>(root: &Path, names: &[&'a str], disabled: &'a [String]) -> Vec<TreeChecks<'a>> {
+        names
+            .iter()
+            .map(|name| TreeChecks {
+                name,
+                root: root.join(name),
+                full_version: "1.0-r0",
+                checks_disabled: disabled,
+                scan: scan::ScanOptions::default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_staged_tree_is_walked_once_for_lint_and_scan() {
+        let out = tempfile::tempdir().unwrap();
+        let bin = out.path().join("hello/usr/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join("hello"), b"#!/usr/bin/python3\nprint(1)\n").unwrap();
+        fs::set_permissions(bin.join("hello"), fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = out.path().join("hello-libs/etc/ld.so.conf.d");
+        fs::create_dir_all(&conf).unwrap();
+        fs::write(conf.join("x.conf"), b"/opt/x/lib\n").unwrap();
+        fs::create_dir_all(out.path().join("hello/usr/share/doc/hello")).unwrap();
+        fs::write(out.path().join("hello/usr/share/doc/hello/README"), b"hi").unwrap();
+        fs::create_dir_all(out.path().join("hello-doc")).unwrap();
+
+        let pkgs = checks(out.path(), &["hello", "hello-libs", "hello-doc"], &[]);
+        let levels = LintLevels {
+            arch: "x86_64",
+            require: &[],
+            warn: &[],
+        };
+        let warnings = RefCell::new(Vec::new());
+        let before = WALKS.with(|w| w.get());
+        let scans = lint_and_scan(&pkgs, &levels, &|m| {
+            warnings.borrow_mut().push(m.to_string())
+        })
+        .unwrap();
+        assert_eq!(WALKS.with(|w| w.get()) - before, 3, "one walk per package");
+
+        // The one listing fed the linters and the scanner.
+        assert!(scans[0].provides.contains("cmd:hello=1.0-r0"));
+        assert!(scans[0].depends.contains("cmd:python3"));
+        assert!(scans[1].provides.is_empty());
+        let warnings = warnings.into_inner();
+        assert!(
+            warnings.iter().any(|w| w.starts_with("hello-doc: [empty]")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("hello: [documentation]")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_required_finding_fails_before_any_scan() {
+        let out = tempfile::tempdir().unwrap();
+        fs::create_dir_all(out.path().join("bad/dev")).unwrap();
+        fs::write(out.path().join("bad/dev/null"), b"").unwrap();
+        let pkgs = checks(out.path(), &["bad"], &[]);
+        let levels = LintLevels {
+            arch: "x86_64",
+            require: &[],
+            warn: &[],
+        };
+        let err = lint_and_scan(&pkgs, &levels, &|_| {}).unwrap_err();
+        assert!(err.to_string().contains("bad"), "{err:#}");
+        let err = err.downcast::<BuildError>().unwrap();
+        assert!(matches!(err, BuildError::Lint { count: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_missing_tree_names_the_package() {
+        let out = tempfile::tempdir().unwrap();
+        let pkgs = checks(out.path(), &["gone"], &[]);
+        let levels = LintLevels {
+            arch: "x86_64",
+            require: &[],
+            warn: &[],
+        };
+        let err = lint_and_scan(&pkgs, &levels, &|_| {}).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("gone: cannot list package tree"), "{text}");
+    }
 }

@@ -13,7 +13,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::rootfs::DbPackage;
-use crate::meta::sbom::{normalize_license, rfc3339, spdx_id, Checksum, ExternalRef, Relationship};
+use crate::meta::sbom::{
+    normalize_license, purl, rfc3339, spdx_id, Checksum, ExternalRef, Relationship,
+};
 
 /// What the image SBOM describes.
 pub struct ImageSbom<'a> {
@@ -81,18 +83,6 @@ struct Package {
     purpose: &'static str,
 }
 
-fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -115,9 +105,9 @@ pub fn render(input: &ImageSbom) -> Vec<u8> {
             category: "PACKAGE-MANAGER",
             locator: format!(
                 "pkg:oci/{}@{}?arch={}",
-                pct(input.name.rsplit_once(':').map_or(input.name, |(n, _)| n)),
-                pct(d),
-                pct(input.go_arch)
+                purl::escape(input.name.rsplit_once(':').map_or(input.name, |(n, _)| n)),
+                purl::escape(d),
+                purl::escape(input.go_arch)
             ),
             kind: "purl",
         });
@@ -163,12 +153,12 @@ pub fn render(input: &ImageSbom) -> Vec<u8> {
         };
         let mut purl = format!(
             "pkg:apk/pkgbuild/{}@{}?arch={}",
-            pct(&p.name),
-            pct(&p.version),
-            pct(arch)
+            purl::escape(&p.name),
+            purl::escape(&p.version),
+            purl::escape(arch)
         );
         if !p.origin.is_empty() && p.origin != p.name {
-            purl.push_str(&format!("&origin={}", pct(&p.origin)));
+            purl.push_str(&format!("&origin={}", purl::escape(&p.origin)));
         }
         packages.push(Package {
             spdx_id: id.clone(),
@@ -217,8 +207,8 @@ pub fn render(input: &ImageSbom) -> Vec<u8> {
     let digest = Sha256::digest(serde_json::to_vec(&doc).unwrap_or_default());
     doc.document_namespace = format!(
         "https://spdx.org/spdxdocs/pkgbuild/image-{}-{}-{}",
-        pct(input.name),
-        pct(input.arch),
+        purl::escape(input.name),
+        purl::escape(input.arch),
         &hex(&digest)[..32]
     );
     let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();

@@ -28,6 +28,7 @@ use crate::recipe::yaml::{self, Node, Value};
 use crate::recipe::MAX_FILE_BYTES;
 
 use super::lint::{self, Finding, Level, LintContext};
+use super::tree::StagedTree;
 
 /// What linting one package found.
 #[derive(Debug, Clone)]
@@ -123,8 +124,9 @@ pub fn lint_apk(path: &Path, opts: &ApkLintOptions<'_>) -> Result<ApkLint, ApkLi
         })?;
     }
     let info = control.pkginfo;
+    let tree = StagedTree::walk(dir.path()).map_err(|e| ApkLintError::Lint(io::Error::other(e)))?;
     let findings = lint::lint_tree(
-        dir.path(),
+        &tree,
         &LintContext {
             package_name: &info.name,
             disabled: &all_disabled,

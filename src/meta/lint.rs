@@ -2,8 +2,8 @@
 //! of content a distribution package should not ship (files in `/dev`, temp dirs,
 //! world-writable files, unstripped or foreign-architecture ELF, …).
 //!
-//! The tree is walked once, without following symlinks (a symlink is an entry of
-//! its own, never a way out of the root); every linter then works on that list.
+//! The linters work on the one listing of the tree ([`StagedTree`], shared with
+//! the dependency scanner): symlinks are entries of their own, never followed.
 //! File contents are read only where a linter needs them and then in bounded
 //! pieces: ELF headers and section tables through a read cache, hashes streamed.
 //! Findings name the file (a path relative to the root, `/`-separated) and come out
@@ -29,8 +29,9 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::tree::{Entry, Kind, StagedTree};
 use std::sync::LazyLock;
 
 /// How serious a finding is: `Required` fails the build, `Warning` is reported.
@@ -101,53 +102,19 @@ const DUPLICATE_MIN_SIZE: u64 = 1024;
 /// Where installed SBOMs live; other linters ignore it.
 const SBOM_DIR: &str = "var/lib/db/sbom";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Dir,
-    File,
-    Symlink,
-    /// Device, fifo or socket.
-    Special,
+fn extension(e: &Entry) -> Option<&str> {
+    let name = e.file_name();
+    let dot = name.rfind('.')?;
+    (dot > 0).then(|| &name[dot + 1..])
 }
 
-#[derive(Debug)]
-struct Entry {
-    /// Relative to the root, `/`-separated, lossily decoded for matching and reports.
-    rel: String,
-    abs: PathBuf,
-    kind: Kind,
-    mode: u32,
-    size: u64,
-    dev: u64,
-    ino: u64,
+fn is_shared_object(e: &Entry) -> bool {
+    let name = e.file_name();
+    name.ends_with(".so") || name.contains(".so.")
 }
 
-impl Entry {
-    fn name(&self) -> &str {
-        self.rel.rsplit('/').next().unwrap_or(&self.rel)
-    }
-
-    fn under(&self, dir: &str) -> bool {
-        self.rel
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
-    }
-
-    fn extension(&self) -> Option<&str> {
-        let name = self.name();
-        let dot = name.rfind('.')?;
-        (dot > 0).then(|| &name[dot + 1..])
-    }
-
-    fn is_shared_object(&self) -> bool {
-        let name = self.name();
-        name.ends_with(".so") || name.contains(".so.")
-    }
-}
-
-/// Runs every enabled linter over the tree at `root`.
-pub fn lint_tree(root: &Path, ctx: &LintContext) -> io::Result<Vec<Finding>> {
-    let entries = walk(root)?;
+/// Runs every enabled linter over a staged tree, walked once by the caller.
+pub fn lint_tree(tree: &StagedTree, ctx: &LintContext) -> io::Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for &(name, level, _) in LINTERS {
         if ctx.disabled.iter().any(|d| d == name) {
@@ -161,7 +128,7 @@ pub fn lint_tree(root: &Path, ctx: &LintContext) -> io::Result<Vec<Finding>> {
                 message,
             })
         };
-        run_linter(name, &entries, ctx, &mut report)?;
+        run_linter(name, tree, ctx, &mut report)?;
     }
     // Linters already run in table order; within one, order by path.
     let order = |name: &str| LINTERS.iter().position(|(l, _, _)| *l == name);
@@ -173,10 +140,11 @@ type Report<'r> = dyn FnMut(Option<&str>, String) + 'r;
 
 fn run_linter(
     name: &str,
-    entries: &[Entry],
+    tree: &StagedTree,
     ctx: &LintContext,
     report: &mut Report,
 ) -> io::Result<()> {
+    let entries = tree.entries();
     let pkg = ctx.package_name;
     let compat = pkg.ends_with("-compat");
     let doc = pkg.ends_with("-doc");
@@ -188,7 +156,7 @@ fn run_linter(
     // Non-directories below any of `dirs`, with one message.
     let mut paths_under = |dirs: &[&str], message: &str| {
         for e in files().filter(|e| dirs.iter().any(|d| e.under(d))) {
-            report(Some(&e.rel), message.to_string());
+            report(Some(&e.path), message.to_string());
         }
     };
     match name {
@@ -198,7 +166,7 @@ fn run_linter(
         "usrlocal" if !compat => paths_under(&["usr/local"], "package writes to /usr/local"),
         "varempty" => {
             for e in entries.iter().filter(|e| e.under("var/empty")) {
-                report(Some(&e.rel), "package writes to /var/empty".into());
+                report(Some(&e.path), "package writes to /var/empty".into());
             }
         }
         "tempdir" => {
@@ -206,7 +174,7 @@ fn run_linter(
                 let temp = e.kind != Kind::Dir && (e.under("tmp") || e.under("var/tmp"));
                 if temp || e.under("run") || e.under("var/run") {
                     report(
-                        Some(&e.rel),
+                        Some(&e.path),
                         "package writes to a temporary directory".into(),
                     );
                 }
@@ -215,10 +183,10 @@ fn run_linter(
         "infodir" => {
             for e in entries
                 .iter()
-                .filter(|e| e.rel == "usr/share/info/dir" || e.under("usr/share/info/dir"))
+                .filter(|e| e.path == "usr/share/info/dir" || e.under("usr/share/info/dir"))
             {
                 report(
-                    Some(&e.rel),
+                    Some(&e.path),
                     "package ships the info directory index".into(),
                 );
             }
@@ -231,7 +199,7 @@ fn run_linter(
         "documentation" if !doc => {
             for e in files().filter(|e| e.kind == Kind::File && is_documentation(e)) {
                 report(
-                    Some(&e.rel),
+                    Some(&e.path),
                     "documentation file in a non-doc package".into(),
                 );
             }
@@ -259,7 +227,7 @@ fn run_linter(
                         bits.join(" and "),
                         e.mode & 0o7777
                     );
-                    report(Some(&e.rel), msg);
+                    report(Some(&e.path), msg);
                 }
             }
         }
@@ -274,18 +242,18 @@ fn run_linter(
                     "file"
                 };
                 let msg = format!("world-writable {what} (mode {:04o})", e.mode & 0o7777);
-                report(Some(&e.rel), msg);
+                report(Some(&e.path), msg);
             }
         }
         "usrmerge" => {
             let dirs = ["bin", "sbin", "lib", "lib64", "usr/sbin"];
             for e in entries.iter().filter(|e| !e.under(SBOM_DIR)) {
                 // A top-level `bin -> usr/bin` symlink is what usrmerge wants.
-                let top = dirs.contains(&e.rel.as_str()) && e.kind != Kind::Symlink;
+                let top = dirs.contains(&e.path.as_str()) && e.kind != Kind::Symlink;
                 let below = e.kind != Kind::Dir && dirs.iter().any(|d| e.under(d));
                 if top || below {
                     report(
-                        Some(&e.rel),
+                        Some(&e.path),
                         "path violates usrmerge (use /usr/bin, /usr/lib)".into(),
                     );
                 }
@@ -299,22 +267,22 @@ fn run_linter(
         "sbom" => {
             let ours = format!("{pkg}-");
             for e in entries.iter().filter(|e| e.under(SBOM_DIR)) {
-                let tail = &e.rel[SBOM_DIR.len() + 1..];
+                let tail = &e.path[SBOM_DIR.len() + 1..];
                 let own = e.kind == Kind::File
                     && !tail.contains('/')
                     && tail.starts_with(&ours)
                     && tail.ends_with(".spdx.json");
                 if !own {
                     report(
-                        Some(&e.rel),
+                        Some(&e.path),
                         format!("{SBOM_DIR}/ may hold only {pkg}'s own SBOM"),
                     );
                 }
             }
         }
-        "strip" | "binaryarch" => elf_linter(name, files(), ctx, report)?,
-        "rpath" => rpath_linter(files(), report)?,
-        "duplicate" => duplicates(files(), report)?,
+        "strip" | "binaryarch" => elf_linter(name, tree, files(), ctx, report)?,
+        "rpath" => rpath_linter(tree, files(), report)?,
+        "duplicate" => duplicates(tree, files(), report)?,
         _ => {}
     }
     Ok(())
@@ -326,8 +294,8 @@ fn by_extension<'e>(
     what: &str,
     report: &mut Report,
 ) {
-    for e in files.filter(|e| e.extension() == Some(ext)) {
-        report(Some(&e.rel), format!("{what} (.{ext})"));
+    for e in files.filter(|e| extension(e) == Some(ext)) {
+        report(Some(&e.path), format!("{what} (.{ext})"));
     }
 }
 
@@ -337,13 +305,13 @@ static DOC_NAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn is_documentation(e: &Entry) -> bool {
-    e.under("usr/share/doc") || DOC_NAME.is_match(e.name())
+    e.under("usr/share/doc") || DOC_NAME.is_match(e.file_name())
 }
 
 /// Reports `usr/lib/python3.*/site-packages/<name>` for each `name` in `names`.
 fn python_top_dirs(entries: &[Entry], names: &[&str], what: &str, report: &mut Report) {
     for e in entries {
-        let mut parts = e.rel.split('/');
+        let mut parts = e.path.split('/');
         let (Some("usr"), Some("lib"), Some(py), Some("site-packages"), Some(top), None) = (
             parts.next(),
             parts.next(),
@@ -356,7 +324,7 @@ fn python_top_dirs(entries: &[Entry], names: &[&str], what: &str, report: &mut R
         };
         if py.starts_with("python3.") && names.contains(&top) {
             report(
-                Some(&e.rel),
+                Some(&e.path),
                 format!("{what} directory at the top of Python site-packages"),
             );
         }
@@ -365,8 +333,11 @@ fn python_top_dirs(entries: &[Entry], names: &[&str], what: &str, report: &mut R
 
 /// Opens `e` as ELF if it starts with the ELF magic; `None` for anything else,
 /// including ELF files `object` cannot parse (they are not ours to judge).
-fn open_elf(e: &Entry) -> io::Result<Option<(ObjectKind, object::Architecture, bool)>> {
-    let mut file = fs::File::open(&e.abs)?;
+fn open_elf(
+    tree: &StagedTree,
+    e: &Entry,
+) -> io::Result<Option<(ObjectKind, object::Architecture, bool)>> {
+    let mut file = fs::File::open(tree.abs(&e.rel))?;
     let mut magic = [0u8; 4];
     if file.read_exact(&mut magic).is_err() || magic != *b"\x7fELF" {
         return Ok(None);
@@ -398,6 +369,7 @@ fn elf_machine_matches(arch: Arch, machine: object::Architecture) -> bool {
 
 fn elf_linter<'e>(
     name: &str,
+    tree: &StagedTree,
     files: impl Iterator<Item = &'e Entry>,
     ctx: &LintContext,
     report: &mut Report,
@@ -407,10 +379,10 @@ fn elf_linter<'e>(
         return Ok(());
     }
     let candidates = files.filter(|e| {
-        e.kind == Kind::File && e.size >= 4 && (e.mode & 0o111 != 0 || e.is_shared_object())
+        e.kind == Kind::File && e.size >= 4 && (e.mode & 0o111 != 0 || is_shared_object(e))
     });
     for e in candidates {
-        let Some((kind, machine, unstripped)) = open_elf(e)? else {
+        let Some((kind, machine, unstripped)) = open_elf(tree, e)? else {
             continue;
         };
         match (name, target) {
@@ -418,12 +390,12 @@ fn elf_linter<'e>(
                 // Relocatable objects (.o, kernel modules) need their symbol table.
                 let linked = matches!(kind, ObjectKind::Executable | ObjectKind::Dynamic);
                 if linked && unstripped {
-                    report(Some(&e.rel), "ELF file is not stripped".into());
+                    report(Some(&e.path), "ELF file is not stripped".into());
                 }
             }
             (_, Some(arch)) if !elf_machine_matches(arch, machine) => {
                 let msg = format!("ELF file is for {machine:?}, the package is {}", arch.apk());
-                report(Some(&e.rel), msg);
+                report(Some(&e.path), msg);
             }
             _ => {}
         }
@@ -458,14 +430,18 @@ fn bad_rpath(entry: &str) -> Option<&'static str> {
     None
 }
 
-fn rpath_linter<'e>(files: impl Iterator<Item = &'e Entry>, report: &mut Report) -> io::Result<()> {
+fn rpath_linter<'e>(
+    tree: &StagedTree,
+    files: impl Iterator<Item = &'e Entry>,
+    report: &mut Report,
+) -> io::Result<()> {
     for e in files.filter(|e| e.kind == Kind::File && e.size >= 4) {
-        let Ok(Some(info)) = crate::meta::elf::read(&e.abs)? else {
+        let Ok(Some(info)) = crate::meta::elf::read(&tree.abs(&e.rel))? else {
             continue;
         };
         for entry in &info.rpath {
             if let Some(why) = bad_rpath(entry) {
-                report(Some(&e.rel), format!("RPATH {entry:?} names {why}"));
+                report(Some(&e.path), format!("RPATH {entry:?} names {why}"));
             }
         }
     }
@@ -494,12 +470,19 @@ fn sha256_file(path: &Path) -> io::Result<[u8; 32]> {
 }
 
 /// Same base name, same size, same SHA-256, different inode: a duplicate.
-fn duplicates<'e>(files: impl Iterator<Item = &'e Entry>, report: &mut Report) -> io::Result<()> {
+fn duplicates<'e>(
+    tree: &StagedTree,
+    files: impl Iterator<Item = &'e Entry>,
+    report: &mut Report,
+) -> io::Result<()> {
     let mut by_name_size: BTreeMap<(&str, u64), Vec<&Entry>> = BTreeMap::new();
     for e in files.filter(|e| {
-        e.kind == Kind::File && e.size >= DUPLICATE_MIN_SIZE && !is_license_name(e.name())
+        e.kind == Kind::File && e.size >= DUPLICATE_MIN_SIZE && !is_license_name(e.file_name())
     }) {
-        by_name_size.entry((e.name(), e.size)).or_default().push(e);
+        by_name_size
+            .entry((e.file_name(), e.size))
+            .or_default()
+            .push(e);
     }
     for group in by_name_size.values().filter(|g| g.len() > 1) {
         let mut seen_inodes = HashSet::new();
@@ -509,11 +492,11 @@ fn duplicates<'e>(files: impl Iterator<Item = &'e Entry>, report: &mut Report) -
             if !seen_inodes.insert((e.dev, e.ino)) {
                 continue;
             }
-            let hash = sha256_file(&e.abs)?;
+            let hash = sha256_file(&tree.abs(&e.rel))?;
             match first_by_hash.get(&hash) {
-                Some(first) => report(Some(&e.rel), format!("same content as {first}")),
+                Some(first) => report(Some(&e.path), format!("same content as {first}")),
                 None => {
-                    first_by_hash.insert(hash, &e.rel);
+                    first_by_hash.insert(hash, &e.path);
                 }
             }
         }
@@ -521,53 +504,11 @@ fn duplicates<'e>(files: impl Iterator<Item = &'e Entry>, report: &mut Report) -
     Ok(())
 }
 
-/// Lists the tree below `root` (not `root` itself), sorted by path, never
-/// following symlinks.
-fn walk(root: &Path) -> io::Result<Vec<Entry>> {
-    let mut entries = Vec::new();
-    let mut stack = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, prefix)) = stack.pop() {
-        let listing = fs::read_dir(&dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-        for item in listing {
-            let item = item?;
-            let abs = item.path();
-            let meta = fs::symlink_metadata(&abs)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", abs.display())))?;
-            let name = item.file_name();
-            let rel = format!("{prefix}{}", name.to_string_lossy());
-            let ft = meta.file_type();
-            let kind = if ft.is_symlink() {
-                Kind::Symlink
-            } else if ft.is_dir() {
-                Kind::Dir
-            } else if ft.is_file() {
-                Kind::File
-            } else {
-                Kind::Special
-            };
-            if kind == Kind::Dir {
-                stack.push((abs.clone(), format!("{rel}/")));
-            }
-            entries.push(Entry {
-                rel,
-                abs,
-                kind,
-                mode: meta.mode(),
-                size: meta.len(),
-                dev: meta.dev(),
-                ino: meta.ino(),
-            });
-        }
-    }
-    entries.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(entries)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::PathBuf;
     use std::process::Command;
     use tempfile::TempDir;
 
@@ -594,7 +535,7 @@ mod tests {
             disabled: &disabled,
             arch,
         };
-        lint_tree(dir.path(), &ctx).unwrap()
+        lint_tree(&StagedTree::walk(dir.path()).unwrap(), &ctx).unwrap()
     }
 
     fn lint(dir: &TempDir) -> Vec<Finding> {
@@ -989,16 +930,5 @@ mod tests {
         let t = tree(&[("usr/bin/broken", b"\x7fELF\x02\x01\x01\0garbage", X)]);
         let f = lint(&t);
         assert!(hits(&f, "strip").is_empty() && hits(&f, "binaryarch").is_empty());
-    }
-
-    #[test]
-    fn missing_root_is_an_error_naming_it() {
-        let ctx = LintContext {
-            package_name: "hello",
-            disabled: &[],
-            arch: "x86_64",
-        };
-        let e = lint_tree(Path::new("/nonexistent/root"), &ctx).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/root"));
     }
 }

@@ -6,3 +6,4 @@ pub mod elf;
 pub mod lint;
 pub mod sbom;
 pub mod scan;
+pub mod tree;

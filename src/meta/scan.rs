@@ -17,15 +17,14 @@
 //! paths and options and writes the result into `.PKGINFO`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::elf::{self, ElfInfo};
+use super::tree::{Entry, Kind, StagedTree as Tree, TreeError};
 
 /// Library directories searched by the dynamic loader without configuration.
 /// A shared object elsewhere is "vendored": it serves its own package only.
@@ -96,8 +95,6 @@ const DEBUG_DIR: &str = "usr/lib/debug";
 const SHEBANG_READ: u64 = 256;
 /// Largest `.pc` or `ld.so.conf.d` file we read.
 const TEXT_READ: u64 = 1 << 20;
-/// Symlink hops allowed while resolving one path (the kernel allows 40).
-const MAX_SYMLINK_HOPS: usize = 40;
 
 /// Per-package switches from the recipe's `options:` block.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -160,8 +157,8 @@ pub struct ResolvedDeps {
 /// Why a tree could not be scanned.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("{}: staged tree is not a directory", path.display())]
-    NotADirectory { path: PathBuf },
+    #[error(transparent)]
+    Tree(#[from] TreeError),
     #[error("{}: {action}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -179,15 +176,15 @@ fn io_error<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) 
     }
 }
 
-/// Scans one staged tree. `full_version` is `<version>-r<epoch>`, used for
+/// Scans one staged tree, walked once by the caller. `full_version` is `<version>-r<epoch>`, used for
 /// `cmd:` and `pc:` provides. Library directories named by the tree's own
 /// `etc/ld.so.conf.d/*.conf` count as library directories.
 pub fn scan_tree(
-    root: &Path,
+    tree: &Tree,
     full_version: &str,
     opts: &ScanOptions,
 ) -> Result<ScanResult, ScanError> {
-    scan_tree_with_lib_dirs(root, full_version, opts, &[])
+    scan_tree_with_lib_dirs(tree, full_version, opts, &[])
 }
 
 /// [`scan_tree`] with extra library directories (relative to the root, no
@@ -195,18 +192,17 @@ pub fn scan_tree(
 /// recipe; the engine gets the same by passing the union of
 /// [`ld_so_conf_dirs`] over all sibling trees here.
 pub fn scan_tree_with_lib_dirs(
-    root: &Path,
+    tree: &Tree,
     full_version: &str,
     opts: &ScanOptions,
     extra_lib_dirs: &[String],
 ) -> Result<ScanResult, ScanError> {
-    let tree = Tree::walk(root)?;
     let mut lib_dirs: BTreeSet<String> = LIB_DIRS.iter().map(|d| d.to_string()).collect();
     lib_dirs.extend(extra_lib_dirs.iter().filter_map(|d| normalize_dir(d)));
-    lib_dirs.extend(tree.ld_so_conf_dirs()?);
+    lib_dirs.extend(ld_so_conf_dirs(tree)?);
 
     let mut scan = Scanner {
-        tree: &tree,
+        tree,
         version: full_version,
         lib_dirs: &lib_dirs,
         out: ScanResult::default(),
@@ -239,10 +235,26 @@ pub fn scan_tree_with_lib_dirs(
     Ok(out)
 }
 
-/// Library directories named by `etc/ld.so.conf.d/*.conf` in `root`
+/// Library directories named by `etc/ld.so.conf.d/*.conf` in `tree`
 /// (relative, without the leading `/`).
-pub fn ld_so_conf_dirs(root: &Path) -> Result<BTreeSet<String>, ScanError> {
-    Tree::walk(root)?.ld_so_conf_dirs()
+pub fn ld_so_conf_dirs(tree: &Tree) -> Result<BTreeSet<String>, ScanError> {
+    let mut dirs = BTreeSet::new();
+    for entry in tree.in_dirs(&["etc/ld.so.conf.d"]) {
+        let is_conf = entry.name.as_deref().is_some_and(|n| n.ends_with(".conf"));
+        if entry.kind != Kind::File || !is_conf {
+            continue;
+        }
+        let text = read_head(&tree.abs(&entry.rel), TEXT_READ)?;
+        for line in String::from_utf8_lossy(&text).lines() {
+            // Only absolute directory lines; `include` and comments are
+            // not followed (melange does the same).
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.starts_with('/') {
+                dirs.extend(normalize_dir(line));
+            }
+        }
+    }
+    Ok(dirs)
 }
 
 /// Combines a recipe's packages: drops what each package satisfies itself,
@@ -373,169 +385,6 @@ fn normalize_dir(dir: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Dir,
-    File,
-    Symlink,
-    Other,
-}
-
-/// One entry of the staged tree, never followed through a symlink.
-#[derive(Debug)]
-struct Entry {
-    /// Path relative to the root.
-    rel: PathBuf,
-    /// Parent directory relative to the root, `/`-separated ("" for the root).
-    dir: String,
-    /// File name; `None` when it is not UTF-8 (such files get no metadata).
-    name: Option<String>,
-    kind: Kind,
-    mode: u32,
-}
-
-struct Tree {
-    root: PathBuf,
-    entries: Vec<Entry>,
-}
-
-impl Tree {
-    /// Lists the tree depth-first in byte order without following symlinks.
-    fn walk(root: &Path) -> Result<Tree, ScanError> {
-        // The root itself comes from the engine and may be reached through a
-        // symlink; nothing below it is followed.
-        let meta = fs::metadata(root).map_err(io_error(root, "cannot stat staged tree"))?;
-        if !meta.is_dir() {
-            return Err(ScanError::NotADirectory {
-                path: root.to_path_buf(),
-            });
-        }
-        let mut entries = Vec::new();
-        let mut pending = vec![PathBuf::new()];
-        while let Some(rel_dir) = pending.pop() {
-            let abs = root.join(&rel_dir);
-            let mut children = Vec::new();
-            for item in fs::read_dir(&abs).map_err(io_error(&abs, "cannot list directory"))? {
-                let item = item.map_err(io_error(&abs, "cannot list directory"))?;
-                let meta = item
-                    .metadata()
-                    .map_err(io_error(&item.path(), "cannot stat"))?;
-                let file_type = meta.file_type();
-                let kind = if file_type.is_symlink() {
-                    Kind::Symlink
-                } else if file_type.is_dir() {
-                    Kind::Dir
-                } else if file_type.is_file() {
-                    Kind::File
-                } else {
-                    Kind::Other
-                };
-                children.push((item.file_name(), kind, meta.permissions().mode()));
-            }
-            let dir = rel_dir.to_string_lossy().into_owned();
-            for (name, kind, mode) in children {
-                let rel = rel_dir.join(&name);
-                if kind == Kind::Dir {
-                    pending.push(rel.clone());
-                }
-                entries.push(Entry {
-                    rel,
-                    dir: dir.clone(),
-                    name: name.into_string().ok(),
-                    kind,
-                    mode,
-                });
-            }
-        }
-        entries.sort_by(|a, b| a.rel.cmp(&b.rel));
-        Ok(Tree {
-            root: root.to_path_buf(),
-            entries,
-        })
-    }
-
-    fn in_dirs<'t>(&'t self, dirs: &'t [&str]) -> impl Iterator<Item = &'t Entry> + 't {
-        self.entries
-            .iter()
-            .filter(move |e| dirs.contains(&e.dir.as_str()))
-    }
-
-    /// Absolute path of an entry, for reading it.
-    fn abs(&self, rel: &Path) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    /// Resolves `rel` inside the root the way the path would resolve once
-    /// installed at `/`: absolute symlink targets restart at the root and
-    /// `..` never climbs above it. Returns the real relative path, or `None`
-    /// for dangling links and loops.
-    fn resolve(&self, rel: &Path) -> Option<PathBuf> {
-        enum Part {
-            Root,
-            Up,
-            Name(OsString),
-        }
-        fn parts(path: &Path) -> Vec<Part> {
-            path.components()
-                .filter_map(|c| match c {
-                    Component::RootDir | Component::Prefix(_) => Some(Part::Root),
-                    Component::ParentDir => Some(Part::Up),
-                    Component::CurDir => None,
-                    Component::Normal(n) => Some(Part::Name(n.to_os_string())),
-                })
-                .collect()
-        }
-        let mut pending: Vec<Part> = parts(rel).into_iter().rev().collect();
-        let mut real = PathBuf::new();
-        let mut hops = 0;
-        while let Some(part) = pending.pop() {
-            match part {
-                Part::Root => real = PathBuf::new(),
-                Part::Up => {
-                    real.pop();
-                }
-                Part::Name(name) => {
-                    let candidate = real.join(&name);
-                    let meta = fs::symlink_metadata(self.root.join(&candidate)).ok()?;
-                    if meta.file_type().is_symlink() {
-                        hops += 1;
-                        if hops > MAX_SYMLINK_HOPS {
-                            return None;
-                        }
-                        let target = fs::read_link(self.root.join(&candidate)).ok()?;
-                        pending.extend(parts(&target).into_iter().rev());
-                    } else if !pending.is_empty() && !meta.is_dir() {
-                        return None;
-                    } else {
-                        real = candidate;
-                    }
-                }
-            }
-        }
-        Some(real)
-    }
-
-    fn ld_so_conf_dirs(&self) -> Result<BTreeSet<String>, ScanError> {
-        let mut dirs = BTreeSet::new();
-        for entry in self.in_dirs(&["etc/ld.so.conf.d"]) {
-            let is_conf = entry.name.as_deref().is_some_and(|n| n.ends_with(".conf"));
-            if entry.kind != Kind::File || !is_conf {
-                continue;
-            }
-            let text = read_head(&self.abs(&entry.rel), TEXT_READ)?;
-            for line in String::from_utf8_lossy(&text).lines() {
-                // Only absolute directory lines; `include` and comments are
-                // not followed (melange does the same).
-                let line = line.split('#').next().unwrap_or("").trim();
-                if line.starts_with('/') {
-                    dirs.extend(normalize_dir(line));
-                }
-            }
-        }
-        Ok(dirs)
-    }
-}
-
 /// Reads at most `limit` bytes from the start of a file.
 fn read_head(path: &Path, limit: u64) -> Result<Vec<u8>, ScanError> {
     let file = fs::File::open(path).map_err(io_error(path, "cannot open"))?;
@@ -587,7 +436,7 @@ impl Scanner<'_> {
         // Opening every file dominates on big trees; read them in parallel,
         // then apply the results in tree order so output stays deterministic.
         let read: Vec<(&Entry, Result<Option<ElfInfo>, String>)> = tree
-            .entries
+            .entries()
             .par_iter()
             .filter(|e| e.kind == Kind::File && !e.rel.starts_with(DEBUG_DIR))
             .map(|entry| {
@@ -613,7 +462,7 @@ impl Scanner<'_> {
             objects.insert(&entry.rel, info);
         }
 
-        for entry in tree.entries.iter().filter(|e| e.kind == Kind::Symlink) {
+        for entry in tree.entries().iter().filter(|e| e.kind == Kind::Symlink) {
             let Some(name) = entry.name.as_deref() else {
                 continue;
             };
@@ -631,9 +480,8 @@ impl Scanner<'_> {
             }
             // Like melange, only the target's file name matters: it is looked
             // up in the library directories of every package of the recipe.
-            let target = fs::read_link(tree.abs(&entry.rel))
-                .map_err(io_error(&tree.abs(&entry.rel), "cannot read symlink"))?;
-            if let Some(file) = target.file_name().and_then(|f| f.to_str()) {
+            let file = entry.target.as_deref().and_then(Path::file_name);
+            if let Some(file) = file.and_then(|f| f.to_str()) {
                 self.out.so_links.insert(file.to_string());
             }
         }
@@ -695,11 +543,11 @@ impl Scanner<'_> {
             };
             let executable = match entry.kind {
                 Kind::File => entry.mode & 0o111 != 0,
-                Kind::Symlink => tree.resolve(&entry.rel).is_some_and(|real| {
-                    fs::symlink_metadata(tree.abs(&real))
-                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                }),
-                Kind::Dir | Kind::Other => false,
+                Kind::Symlink => tree
+                    .resolve(&entry.rel)
+                    .and_then(|real| tree.get(&real))
+                    .is_some_and(|e| e.kind == Kind::File && e.mode & 0o111 != 0),
+                Kind::Dir | Kind::Special => false,
             };
             if executable {
                 let version = self.version;
@@ -729,7 +577,7 @@ impl Scanner<'_> {
     /// `Requires` lists.
     fn pkg_config(&mut self) -> Result<(), ScanError> {
         let tree = self.tree;
-        for entry in &tree.entries {
+        for entry in tree.entries() {
             // Symlinked `.pc` aliases (ncurses) are skipped, as melange does.
             let Some(module) = entry.name.as_deref().and_then(|n| n.strip_suffix(".pc")) else {
                 continue;
@@ -759,7 +607,7 @@ impl Scanner<'_> {
         // melange keeps the last `pythonX.Y/site-packages` directory it walks
         // past; in our byte order that is the same one.
         let python = tree
-            .entries
+            .entries()
             .iter()
             .filter(|e| e.kind == Kind::Dir && e.name.as_deref() == Some("site-packages"))
             .filter_map(|e| e.dir.rsplit('/').next()?.strip_prefix("python"))
@@ -773,7 +621,7 @@ impl Scanner<'_> {
         }
 
         let ruby = tree
-            .entries
+            .entries()
             .iter()
             .filter(|e| e.kind == Kind::Dir && e.name.as_deref() == Some("gems"))
             .filter_map(|e| e.dir.strip_prefix("usr/lib/ruby/gems/"))

@@ -303,20 +303,19 @@ pub fn basename(url: &str) -> String {
 
 /// Decode `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    // The crate passes a malformed escape through as text; a URL holding one
+    // is refused here instead, so `%zz` never becomes part of a path.
+    let well_formed = s.split('%').skip(1).all(|rest| {
+        rest.get(..2)
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 fn hash_file(path: &Path, expected: &Checksum) -> Result<String, FetchError> {
@@ -511,6 +510,8 @@ mod tests {
             ("file:///srv/src/pkg.tar", "pkg.tar"),
             ("/srv/src/pkg.tar", "pkg.tar"),
             ("https://x.org/bad%zz", "bad%zz"),
+            ("https://x.org/%C3%A9t%C3%A9.tar", "été.tar"),
+            ("https://x.org/bad%ff.tar", "bad%ff.tar"),
         ] {
             assert_eq!(basename(url), want, "{url}");
         }
@@ -540,7 +541,16 @@ mod tests {
         assert!(
             matches!(Source::parse("file://localhost/a"), Ok(Source::Local(p)) if p == Path::new("/a"))
         );
-        for bad in ["ftp://x/y", "relative/path", "file://host/x", "git://x/y"] {
+        for bad in [
+            "ftp://x/y",
+            "relative/path",
+            "file://host/x",
+            "git://x/y",
+            "file:///a%zz",
+            "file:///a%2",
+            "file:///a%+1",
+            "file:///a%ff",
+        ] {
             assert!(Source::parse(bad).is_err(), "{bad}");
         }
     }
