@@ -7,7 +7,6 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 /// Open `path` for reading if (after symlinks) it is a regular file; a
@@ -19,7 +18,7 @@ pub fn regular(path: &Path) -> io::Result<File> {
     // cleared anyway so later reads behave as usual.
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)?;
     let kind = file.metadata()?.file_type();
     if !kind.is_file() {
@@ -40,14 +39,8 @@ pub fn regular(path: &Path) -> io::Result<File> {
             format!("is {what}, not a regular file"),
         ));
     }
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor this function owns; no memory involved.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-        }
-    }
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)?;
     Ok(file)
 }
 

@@ -341,6 +341,12 @@ pub fn build_plan(
     let guest = if request.is_hermetic() {
         Some(prepare_guest(opts, &request, &workspace, key, log)?)
     } else {
+        if let Some(lock) = &opts.apk.lockfile {
+            return Err(crate::error::input_error(anyhow::anyhow!(
+                "{}: the lock file pins a hermetic build environment, but no repository is named to install it from; name repositories in environment.contents.repositories or with -r, or drop --lockfile",
+                lock.display()
+            )));
+        }
         log.info("note: this build is not hermetic (no repository named): steps see the host's /usr; name repositories in environment.contents.repositories or with -r to build from packages alone");
         if Arch::host() != Some(opts.arch) {
             log.info(&format!(

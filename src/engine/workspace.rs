@@ -301,10 +301,12 @@ impl IgnoreRules {
 /// any path in `exclude` (the output and cache directories and the env
 /// file, when they lie inside the source directory). Symlinks are recreated, never followed.
 pub fn copy_source(src: &Path, dst: &Path, exclude: &[PathBuf]) -> io::Result<u64> {
-    let rules = match fs::read_to_string(src.join(".melangeignore")) {
+    let rules = match crate::recipe::read_bounded(&src.join(".melangeignore")) {
         Ok(t) => IgnoreRules::parse(&t),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => IgnoreRules::default(),
-        Err(e) => return Err(e),
+        Err(_) if fs::symlink_metadata(src.join(".melangeignore")).is_err() => {
+            IgnoreRules::default()
+        }
+        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
     };
     let exclude: Vec<PathBuf> = exclude
         .iter()
