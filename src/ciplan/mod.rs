@@ -211,13 +211,7 @@ pub fn input_hash(recipe: &Path, plan: &Plan) -> Result<String, GraphError> {
         field("digest", &digest);
     }
     let digest = h.finalize();
-    Ok(format!(
-        "sha256:{}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
+    Ok(format!("sha256:{}", hex::encode(digest)))
 }
 
 /// Relative path and SHA-256 of every file under `dir` (symlinks by their

@@ -24,7 +24,6 @@ use super::extract::{lchown, lsetxattr, mknod, set_mtime};
 use super::{
     install, running_as_root, InstallError, InstallReport, Package, RootSetup, ScriptRunner,
 };
-use crate::apk::read::hex;
 
 /// The template name for this package list and setup: SHA-256 over the
 /// ordered `C:` checksums, the setup, and whether owners can be set.
@@ -51,7 +50,7 @@ pub fn template_key(pkgs: &[Package], setup: &RootSetup) -> String {
         field("pem", pem);
     }
     field("root", &[u8::from(running_as_root())]);
-    hex(&h.finalize())
+    hex::encode(&h.finalize())
 }
 
 fn template_err(path: &Path, what: &str) -> impl FnOnce(io::Error) -> InstallError {

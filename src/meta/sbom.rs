@@ -319,7 +319,7 @@ fn build(input: &SbomInput) -> (Vec<u8>, Vec<String>) {
         uri_segment(input.name),
         uri_segment(input.full_version),
         uri_segment(input.arch),
-        &hex(&digest)[..32]
+        &hex::encode(&digest)[..32]
     );
     (to_json(&doc), warn)
 }
@@ -779,13 +779,6 @@ fn percent_encode(s: &str, keep: impl Fn(u8) -> bool) -> String {
         }
     }
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// `Organization: Wolfi` from `wolfi` (melange title-cases its namespace).

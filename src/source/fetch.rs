@@ -11,6 +11,7 @@
 //! retries on transport errors and 5xx); `file://` URLs and plain absolute
 //! paths are read from the local filesystem.
 
+use hex::FromHex;
 use sha2::Digest;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -81,11 +82,10 @@ impl Hasher {
     }
 
     fn hex(self) -> String {
-        let bytes = match self {
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
-        };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        match self {
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+        }
     }
 }
 
@@ -308,8 +308,8 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let [byte] = <[u8; 1]>::from_hex(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(byte);
             i += 3;
         } else {
             out.push(bytes[i]);

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use hex::FromHex;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
@@ -121,22 +122,6 @@ pub struct DataSummary {
     pub datahash: [u8; 32],
 }
 
-fn hex_decode<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
-    if s.len() != 2 * N {
-        return None;
-    }
-    let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; N];
-    for (i, pair) in s.chunks(2).enumerate() {
-        out[i] = (nib(pair[0])? << 4) | nib(pair[1])?;
-    }
-    Some(out)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn data_entry(h: TarHeader) -> Result<DataEntry> {
     let kind = match h.typeflag {
         b'0' | b'\0' | b'7' => EntryKind::File,
@@ -163,7 +148,7 @@ fn data_entry(h: TarHeader) -> Result<DataEntry> {
     for (key, value) in h.pax {
         if key == "APK-TOOLS.checksum.SHA1" {
             checksum = Some(
-                hex_decode::<20>(&value).ok_or_else(|| ReadError::BadChecksum {
+                <[u8; 20]>::from_hex(&value).map_err(|_| ReadError::BadChecksum {
                     path: h.name.clone(),
                 })?,
             );
@@ -239,8 +224,8 @@ pub fn read_data_limited<E: From<ReadError>>(
     let mut count = limits.counter();
     let expected = match ctl.pkginfo.datahash.as_str() {
         "" => return Err(ReadError::MissingDatahash.into()),
-        s => hex_decode::<32>(s.as_bytes())
-            .ok_or_else(|| ReadError::BadDatahash(s.chars().take(80).collect()))?,
+        s => <[u8; 32]>::from_hex(s)
+            .map_err(|_| ReadError::BadDatahash(s.chars().take(80).collect()))?,
     };
     let mut file = File::open(path).map_err(ReadError::from)?;
     file.seek(SeekFrom::Start(ctl.data_offset))
@@ -311,8 +296,8 @@ pub fn read_data_limited<E: From<ReadError>>(
     summary.datahash = datahash;
     if summary.datahash != expected {
         return Err(ReadError::DatahashMismatch {
-            expected: hex(&expected),
-            actual: hex(&summary.datahash),
+            expected: hex::encode(&expected),
+            actual: hex::encode(&summary.datahash),
         }
         .into());
     }

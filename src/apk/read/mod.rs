@@ -38,8 +38,6 @@ pub use head::{
 pub use index_tar::{read_index_tar, IndexTar};
 pub use member::inflate_member;
 
-pub(crate) use data::hex;
-
 /// The gzip member feeds the tar reader. This glue lives here so that
 /// `member` and `tar` need not know each other.
 impl<R: std::io::Read> tar::Input for member::Member<'_, R> {
