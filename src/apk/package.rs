@@ -240,7 +240,7 @@ pub fn write_package_with_threads(
         // size 0 marks a meta package: apk would extract nothing.
         info.size = 1;
     }
-    info.datahash = hex::encode(&data.sha256);
+    info.datahash = hex::encode(data.sha256);
 
     let pkginfo = info.render();
     let mut control_tar = TarWriter::new(Vec::new());

@@ -136,7 +136,7 @@ pub struct EnvironmentKey<'a> {
 impl EnvironmentKey<'_> {
     pub fn checksum(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
-        format!("sha256:{}", hex::encode(&Sha256::digest(json)))
+        format!("sha256:{}", hex::encode(Sha256::digest(json)))
     }
 }
 

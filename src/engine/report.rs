@@ -78,7 +78,7 @@ impl PackageFile {
             version: entry.info.version,
             arch: entry.info.arch,
             size,
-            sha256: hex::encode(&hasher.finalize()),
+            sha256: hex::encode(hasher.finalize()),
         })
     }
 }

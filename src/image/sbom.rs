@@ -215,7 +215,7 @@ pub fn render(input: &ImageSbom) -> Vec<u8> {
         "https://spdx.org/spdxdocs/pkgbuild/image-{}-{}-{}",
         pct(input.name),
         pct(input.arch),
-        &hex::encode(&digest)[..32]
+        &hex::encode(digest)[..32]
     );
     let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');

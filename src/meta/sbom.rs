@@ -319,7 +319,7 @@ fn build(input: &SbomInput) -> (Vec<u8>, Vec<String>) {
         uri_segment(input.name),
         uri_segment(input.full_version),
         uri_segment(input.arch),
-        &hex::encode(&digest)[..32]
+        &hex::encode(digest)[..32]
     );
     (to_json(&doc), warn)
 }

@@ -73,7 +73,7 @@ pub fn file_sha256(path: &Path) -> io::Result<String> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match f.read(&mut buf)? {
-            0 => return Ok(hex::encode(&h.finalize())),
+            0 => return Ok(hex::encode(h.finalize())),
             n => h.update(&buf[..n]),
         }
     }

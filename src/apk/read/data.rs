@@ -296,8 +296,8 @@ pub fn read_data_limited<E: From<ReadError>>(
     summary.datahash = datahash;
     if summary.datahash != expected {
         return Err(ReadError::DatahashMismatch {
-            expected: hex::encode(&expected),
-            actual: hex::encode(&summary.datahash),
+            expected: hex::encode(expected),
+            actual: hex::encode(summary.datahash),
         }
         .into());
     }
