@@ -79,8 +79,7 @@ pub fn remove_stale(parent: &Path, prefix: &str) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(parent) else {
         return Vec::new();
     };
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let uid = rustix::process::getuid().as_raw();
     entries
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))

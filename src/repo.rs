@@ -292,8 +292,7 @@ pub fn remove_stale_temps(dir: &Path, name: &str) {
         return;
     };
     let prefix = format!(".{name}.");
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let uid = rustix::process::getuid().as_raw();
     for e in entries.flatten() {
         let file_name = e.file_name();
         let file_name = file_name.to_string_lossy();

@@ -213,7 +213,7 @@ fn data(path: &Path, ctl: &ApkControl) -> anyhow::Result<BTreeMap<String, (DataE
                 }
                 h.update(&buf[..n]);
             }
-            let digest = read::hex(&h.finalize());
+            let digest = hex::encode(h.finalize());
             out.insert(e.path.clone(), (e.clone(), digest));
             Ok(())
         },

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use hex::FromHex;
 
 use super::gzip::gzip_member;
 use super::package::{signature_member, PackageError, SignOptions};
@@ -151,15 +152,7 @@ fn parse_checksum(value: &str) -> Option<[u8; 20]> {
         let bytes = BASE64.decode(b64).ok()?;
         return bytes.try_into().ok();
     }
-    let hex = value.strip_prefix("X1")?;
-    if hex.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
+    <[u8; 20]>::from_hex(value.strip_prefix("X1")?).ok()
 }
 
 /// A repository index.

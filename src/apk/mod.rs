@@ -12,6 +12,5 @@ pub mod read;
 pub mod resign;
 pub mod sign;
 pub mod tar;
-mod untar;
 pub mod verify;
 pub mod version;

@@ -240,7 +240,7 @@ pub fn write_package_with_threads(
         // size 0 marks a meta package: apk would extract nothing.
         info.size = 1;
     }
-    info.datahash = hex(&data.sha256);
+    info.datahash = hex::encode(data.sha256);
 
     let pkginfo = info.render();
     let mut control_tar = TarWriter::new(Vec::new());
@@ -396,10 +396,6 @@ fn control_files(spec: &PackageSpec) -> Result<Vec<ControlFile<'_>>, PackageErro
 
 fn is_control(c: u8) -> bool {
     c < 0x20 || c == 0x7f
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Passes bytes through while hashing and counting them (`datahash`).
@@ -839,7 +835,7 @@ fn hash_stream(
 fn checksum_record(sha1: &[u8]) -> (String, Vec<u8>) {
     (
         "APK-TOOLS.checksum.SHA1".to_string(),
-        hex(sha1).into_bytes(),
+        hex::encode(sha1).into_bytes(),
     )
 }
 

@@ -265,13 +265,7 @@ pub fn input_hash_from(
         field("digest", &digest);
     }
     let digest = h.finalize();
-    Ok(format!(
-        "sha256:{}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
+    Ok(format!("sha256:{}", hex::encode(digest)))
 }
 
 /// Relative path and SHA-256 of every file under `root` (symlinks by

@@ -56,10 +56,7 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<DefaultKey> {
         .with_context(|| format!("{}: cannot create key directory", dir.display()))?;
     let pair = sign::generate(4096)?;
     let fp = Sha256::digest(pair.public_pem.as_bytes());
-    let name = format!(
-        "local-{:02x}{:02x}{:02x}{:02x}.rsa",
-        fp[0], fp[1], fp[2], fp[3]
-    );
+    let name = format!("local-{}.rsa", hex::encode(&fp[..4]));
     let private_path = dir.join(&name);
     let public_path = dir.join(format!("{name}.pub"));
     crate::atomic::write(&public_path, 0o644, pair.public_pem.as_bytes())

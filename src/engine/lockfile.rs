@@ -136,12 +136,8 @@ pub struct EnvironmentKey<'a> {
 impl EnvironmentKey<'_> {
     pub fn checksum(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
-        format!("sha256:{}", hex(&Sha256::digest(json)))
+        format!("sha256:{}", hex::encode(Sha256::digest(json)))
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// `hello.yaml` → `hello.lock.json`, beside it.

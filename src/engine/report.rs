@@ -78,13 +78,9 @@ impl PackageFile {
             version: entry.info.version,
             arch: entry.info.arch,
             size,
-            sha256: hex(&hasher.finalize()),
+            sha256: hex::encode(hasher.finalize()),
         })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where a build failed.

@@ -91,8 +91,7 @@ impl Workspace {
     /// A workspace whose build directory has a stable path (host runner),
     /// [`fixed_dir`].
     pub fn fixed(name: &str, arch: &str, log: &BuildLog) -> anyhow::Result<Workspace> {
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let uid = rustix::process::getuid().as_raw();
         let base = fixed_base();
         match fs::create_dir(&base) {
             Ok(()) => fs::set_permissions(&base, fs::Permissions::from_mode(0o700))?,
@@ -228,8 +227,7 @@ fn scratch() -> anyhow::Result<LockedDir> {
 
 /// `$TMPDIR/pkgbuild-host-<uid>`: the parent of every fixed build directory.
 fn fixed_base() -> PathBuf {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let uid = rustix::process::getuid().as_raw();
     std::env::temp_dir().join(format!("pkgbuild-host-{uid}"))
 }
 

@@ -65,11 +65,7 @@ fn hashing<W: Write>(inner: W) -> Hashing<W> {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Write the layer of `root` to `out`.
@@ -91,12 +87,12 @@ pub fn write(root: &Path, overrides: &Overrides, epoch: u64, out: &Path) -> Resu
     let entries = walk.entries;
     tar.end_of_archive()?;
     let raw = tar.into_inner();
-    let diff_id = format!("sha256:{}", hex(&raw.hash.finalize()));
+    let diff_id = format!("sha256:{}", hex::encode(raw.hash.finalize()));
     let mut done = raw.inner.finish()?;
     done.flush()?;
     Ok(Layer {
         path: out.to_path_buf(),
-        digest: format!("sha256:{}", hex(&done.hash.finalize())),
+        digest: format!("sha256:{}", hex::encode(done.hash.finalize())),
         size: done.len,
         diff_id,
         entries,

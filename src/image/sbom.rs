@@ -83,17 +83,13 @@ struct Package {
     purpose: &'static str,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// `Q1<base64 sha1>` → hex, when it is one.
 fn q1_hex(c: &str) -> Option<String> {
     use base64::Engine as _;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(c.strip_prefix("Q1")?)
         .ok()?;
-    (raw.len() == 20).then(|| hex(&raw))
+    (raw.len() == 20).then(|| hex::encode(&raw))
 }
 
 /// The document as pretty JSON with a final newline.
@@ -209,7 +205,7 @@ pub fn render(input: &ImageSbom) -> Vec<u8> {
         "https://spdx.org/spdxdocs/pkgbuild/image-{}-{}-{}",
         purl::escape(input.name),
         purl::escape(input.arch),
-        &hex(&digest)[..32]
+        &hex::encode(digest)[..32]
     );
     let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');

@@ -8,14 +8,13 @@
 //! apk keeps one owner per path.
 
 use std::collections::{BTreeSet, HashMap};
-use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid};
+use rustix::process::{getegid, geteuid};
 use sha1::{Digest, Sha1};
 
 use super::paths::{components, ResolveError, Resolver};
@@ -208,68 +207,66 @@ pub struct Installer {
     buf: Vec<u8>,
 }
 
-fn errno_result(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// An owner id from a package as the kernel's: `-1` means "leave as is"
+/// to chown, which is what the old C call did with it too.
+fn owner_id(id: u64, what: &str) -> io::Result<Option<u32>> {
+    let raw = u32::try_from(id).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} {id} is out of range"),
+        )
+    })?;
+    Ok((raw != u32::MAX).then_some(raw))
 }
 
-fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+fn owners(uid: u64, gid: u64) -> io::Result<(Option<Uid>, Option<Gid>)> {
+    Ok((
+        owner_id(uid, "uid")?.map(Uid::from_raw),
+        owner_id(gid, "gid")?.map(Gid::from_raw),
+    ))
 }
 
 /// `lchown` (never follows a symlink).
 pub fn lchown(p: &Path, uid: u64, gid: u64) -> io::Result<()> {
-    let c = cpath(p)?;
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    errno_result(unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) })
+    let (uid, gid) = owners(uid, gid)?;
+    rfs::chownat(rfs::CWD, p, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Both timestamps at `mtime`, whole seconds.
+fn timestamps(mtime: i64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 /// Set atime and mtime without following a symlink.
 pub fn set_mtime(p: &Path, mtime: i64) -> io::Result<()> {
-    let c = cpath(p)?;
-    let t = libc::timespec {
-        tv_sec: mtime as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [t, t];
-    // SAFETY: valid path and a two-element timespec array, as utimensat requires.
-    errno_result(unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    rfs::utimensat(rfs::CWD, p, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
 }
 
 /// `lsetxattr` (never follows a symlink).
 pub fn lsetxattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let c = cpath(p)?;
-    let n = CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in xattr name"))?;
-    // SAFETY: valid C strings and a value buffer of the given length.
-    errno_result(unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    })
+    rfs::lsetxattr(p, name, value, rfs::XattrFlags::empty())?;
+    Ok(())
 }
 
-/// `mknod` for device nodes and fifos.
-pub fn mknod(p: &Path, kind: libc::mode_t, mode: u32, dev: (u32, u32)) -> io::Result<()> {
-    let c = cpath(p)?;
-    let dev = libc::makedev(dev.0, dev.1);
-    // SAFETY: valid path; mknod only creates a node.
-    errno_result(unsafe { libc::mknod(c.as_ptr(), kind | (mode & 0o7777), dev) })
+/// `mknod` for device nodes and fifos; `kind` is one of those.
+pub fn mknod(p: &Path, kind: FileType, mode: u32, dev: (u32, u32)) -> io::Result<()> {
+    rfs::mknodat(
+        rfs::CWD,
+        p,
+        kind,
+        Mode::from_raw_mode(mode & 0o7777),
+        rfs::makedev(dev.0, dev.1),
+    )?;
+    Ok(())
 }
 
 impl Installer {
@@ -498,8 +495,7 @@ impl Installer {
 
     fn set_owner(&mut self, host: &Path, acl: &Acl, label: &str) -> Result<(), InstallError> {
         if !self.as_root {
-            // SAFETY: geteuid/getegid have no preconditions and cannot fail.
-            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
             if acl.uid != u64::from(uid) || acl.gid != u64::from(gid) {
                 self.owners_skipped += 1;
             }
@@ -621,9 +617,9 @@ impl Installer {
                     return Ok(());
                 }
                 let kind = match e.kind {
-                    EntryKind::CharDevice => libc::S_IFCHR,
-                    EntryKind::BlockDevice => libc::S_IFBLK,
-                    _ => libc::S_IFIFO,
+                    EntryKind::CharDevice => FileType::CharacterDevice,
+                    EntryKind::BlockDevice => FileType::BlockDevice,
+                    _ => FileType::Fifo,
                 };
                 mknod(&host, kind, e.mode, e.device.unwrap_or((0, 0)))
                     .map_err(InstallError::io(label, "cannot create node", &host))?;
@@ -809,15 +805,9 @@ impl Installer {
         }
         self.report.bytes += written;
         if self.as_root {
-            // SAFETY: a valid open descriptor.
-            errno_result(unsafe {
-                libc::fchown(
-                    f.as_raw_fd(),
-                    acl.uid as libc::uid_t,
-                    acl.gid as libc::gid_t,
-                )
-            })
-            .map_err(InstallError::io(label, "cannot chown", host))?;
+            owners(acl.uid, acl.gid)
+                .and_then(|(uid, gid)| Ok(rfs::fchown(&f, uid, gid)?))
+                .map_err(InstallError::io(label, "cannot chown", host))?;
         } else {
             self.set_owner(host, acl, label)?;
         }
@@ -825,12 +815,8 @@ impl Installer {
         f.set_permissions(fs::Permissions::from_mode(e.mode))
             .map_err(InstallError::io(label, "cannot set the mode of", host))?;
         self.set_xattrs(host, &e.xattrs);
-        let t = libc::timespec {
-            tv_sec: e.mtime as libc::time_t,
-            tv_nsec: 0,
-        };
-        // SAFETY: a valid descriptor and a two-element timespec array.
-        errno_result(unsafe { libc::futimens(f.as_raw_fd(), [t, t].as_ptr()) })
+        rfs::futimens(&f, &timestamps(e.mtime as i64))
+            .map_err(io::Error::from)
             .map_err(InstallError::io(label, "cannot set the mtime of", host))?;
         Ok(())
     }

@@ -159,8 +159,7 @@ impl InstallError {
 
 /// Whether owners can be set (only root may chown to arbitrary ids).
 pub(crate) fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// A root is installed into only when it is empty: what a previous,

@@ -2,10 +2,11 @@
 //! (`/lib/apk/exec/<name>-<version>.<kind>`, mode 0755), handed to the
 //! caller's runner, removed afterwards; and the trigger glob match.
 
-use std::ffi::CString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+use globset::GlobBuilder;
 
 use super::paths::Resolver;
 use super::{InstallError, ScriptRun, ScriptRunner};
@@ -61,13 +62,70 @@ pub fn run(
 }
 
 /// Whether a trigger glob matches a guest directory: shell globbing where
-/// `*` and `?` do not cross `/` (fnmatch with FNM_PATHNAME).
+/// `*`, `?` and `[...]` do not cross `/` (apk uses fnmatch with
+/// FNM_PATHNAME). A glob that cannot be parsed matches nothing.
 pub fn glob_match(glob: &str, dir: &str) -> bool {
-    let (Ok(g), Ok(d)) = (CString::new(glob), CString::new(dir)) else {
-        return false;
-    };
-    // SAFETY: two valid NUL-terminated strings.
-    unsafe { libc::fnmatch(g.as_ptr(), d.as_ptr(), libc::FNM_PATHNAME) == 0 }
+    GlobBuilder::new(&fnmatch_to_globset(glob))
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .is_ok_and(|g| g.compile_matcher().is_match(dir))
+}
+
+/// Rewrite an fnmatch pattern so globset reads it the same way. globset
+/// adds syntax fnmatch lacks: `{a,b}` alternation and `**` crossing
+/// directories. So braces are escaped, a run of `*` becomes one `*`, and a
+/// `[` without its `]` (a literal to fnmatch) is escaped too.
+fn fnmatch_to_globset(glob: &str) -> String {
+    let chars: Vec<char> = glob.chars().collect();
+    let mut out = String::with_capacity(glob.len() + 8);
+    let mut i = 0;
+    let mut after_star = false;
+    while i < chars.len() {
+        let star = chars[i] == '*';
+        match chars[i] {
+            '\\' => {
+                // A trailing backslash stays dangling: an error to globset,
+                // and no match to fnmatch either.
+                out.push('\\');
+                out.extend(chars.get(i + 1));
+                i += 1;
+            }
+            '*' if after_star => {}
+            '*' => out.push('*'),
+            '{' | '}' | ']' => {
+                out.push('\\');
+                out.push(chars[i]);
+            }
+            '[' => match class_end(&chars, i) {
+                Some(end) => {
+                    out.extend(&chars[i..=end]);
+                    i = end;
+                }
+                None => out.push_str("\\["),
+            },
+            c => out.push(c),
+        }
+        after_star = star;
+        i += 1;
+    }
+    out
+}
+
+/// Index of the `]` closing the bracket expression opened at `start`: a
+/// `]` right after `[` or `[!`/`[^` is a member, not the end.
+fn class_end(chars: &[char], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    if matches!(chars.get(i), Some('!' | '^')) {
+        i += 1;
+    }
+    if chars.get(i) == Some(&']') {
+        i += 1;
+    }
+    chars[i.min(chars.len())..]
+        .iter()
+        .position(|&c| c == ']')
+        .map(|p| i + p)
 }
 
 #[cfg(test)]
@@ -84,6 +142,43 @@ mod tests {
             "/usr/lib/gdk-pixbuf-?.*/*",
             "/usr/lib/gdk-pixbuf-2.0/x"
         ));
+    }
+
+    /// Expected answers are what glibc's fnmatch(FNM_PATHNAME), which apk
+    /// calls, gives for each pair.
+    #[test]
+    fn trigger_globs_match_like_fnmatch_with_pathname() {
+        let cases = [
+            ("/usr/share/**", "/usr/share/a/b", false),
+            ("/usr/share/**", "/usr/share/a", true),
+            ("/usr/**/x", "/usr/a/b/x", false),
+            ("/usr/**/x", "/usr/a/x", true),
+            ("/etc/{a,b}", "/etc/a", false),
+            ("/etc/{a,b}", "/etc/{a,b}", true),
+            ("/etc/[ab]c", "/etc/bc", true),
+            ("/etc/[!ab]c", "/etc/bc", false),
+            ("/etc/[!ab]c", "/etc/xc", true),
+            ("/etc/[]x]", "/etc/]", true),
+            ("/etc/[a", "/etc/[a", true),
+            ("/etc/[a*", "/etc/[abc", true),
+            ("/etc/a]", "/etc/a]", true),
+            ("/etc/\\*", "/etc/*", true),
+            ("/etc/\\*", "/etc/x", false),
+            ("/etc/\\**", "/etc/*x", true),
+            ("/etc/?", "/etc/a", true),
+            ("/etc/?", "/", false),
+            ("/usr/?", "/usr//", false),
+            ("/usr/share/*", "/usr/share/.hidden", true),
+            (
+                "/usr/lib/gdk-pixbuf-?.*/*",
+                "/usr/lib/gdk-pixbuf-2.0/x/y",
+                false,
+            ),
+            ("/etc/a\\", "/etc/a\\", false),
+        ];
+        for (glob, dir, want) in cases {
+            assert_eq!(glob_match(glob, dir), want, "{glob:?} against {dir:?}");
+        }
     }
 
     #[test]

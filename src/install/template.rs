@@ -10,21 +10,19 @@
 //! two builds share a writable root.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{self as rfs, FileType};
+use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use super::extract::{lchown, lsetxattr, mknod, set_mtime};
 use super::{
     install, running_as_root, InstallError, InstallReport, Package, RootSetup, ScriptRunner,
 };
-use crate::apk::read::hex;
 
 /// The template name for this package list and setup: SHA-256 over the
 /// ordered `C:` checksums, the setup, and whether owners can be set.
@@ -51,7 +49,7 @@ pub fn template_key(pkgs: &[Package], setup: &RootSetup) -> String {
         field("pem", pem);
     }
     field("root", &[u8::from(running_as_root())]);
-    hex(&h.finalize())
+    hex::encode(h.finalize())
 }
 
 fn template_err(path: &Path, what: &str) -> impl FnOnce(io::Error) -> InstallError {
@@ -172,11 +170,11 @@ impl Copier {
                 self.file(&src, &dst)?;
             } else if self.as_root {
                 let kind = if ft.is_char_device() {
-                    libc::S_IFCHR
+                    FileType::CharacterDevice
                 } else if ft.is_block_device() {
-                    libc::S_IFBLK
+                    FileType::BlockDevice
                 } else if ft.is_fifo() {
-                    libc::S_IFIFO
+                    FileType::Fifo
                 } else {
                     continue; // sockets: nothing to copy
                 };
@@ -185,7 +183,7 @@ impl Copier {
                     &dst,
                     kind,
                     meta.mode(),
-                    (libc::major(rdev), libc::minor(rdev)),
+                    (rfs::major(rdev), rfs::minor(rdev)),
                 )?;
             } else {
                 continue;
@@ -208,9 +206,7 @@ impl Copier {
             .open(dst)?;
         // A reflink shares the blocks on filesystems that can (btrfs, xfs);
         // elsewhere io::copy uses copy_file_range, still kernel-side.
-        // SAFETY: two valid descriptors; FICLONE only reads its argument.
-        let cloned = unsafe { libc::ioctl(out.as_raw_fd(), libc::FICLONE, input.as_raw_fd()) };
-        if cloned != 0 {
+        if rfs::ioctl_ficlone(&out, &input).is_err() {
             io::copy(&mut input, &mut out)?;
         }
         Ok(())
@@ -232,55 +228,24 @@ impl Copier {
     }
 }
 
-fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-}
-
 /// All xattrs of `p` (not following a symlink).
 pub fn list_xattrs(p: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
-    let c = cpath(p)?;
-    // SAFETY: a null buffer with size 0 asks for the needed size.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTSUP) => Ok(Vec::new()),
-            _ => Err(e),
-        };
-    }
+    let n = match rfs::llistxattr_query(p) {
+        Ok(n) => n,
+        Err(Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
     if n == 0 {
         return Ok(Vec::new());
     }
-    let mut names = vec![0u8; n as usize];
-    // SAFETY: the buffer has the length we pass.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    names.truncate(n as usize);
+    let mut names = vec![0u8; n];
+    let n = rfs::llistxattr(p, &mut names[..])?;
+    names.truncate(n);
     let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let cname = CString::new(name).expect("split at NUL");
-        // SAFETY: as above, size query first.
-        let len = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
-        if len < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut value = vec![0u8; len as usize];
-        // SAFETY: the buffer has the length we pass.
-        let len = unsafe {
-            libc::lgetxattr(
-                c.as_ptr(),
-                cname.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        if len < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        value.truncate(len as usize);
+        let mut value = vec![0u8; rfs::lgetxattr_query(p, name)?];
+        let len = rfs::lgetxattr(p, name, &mut value[..])?;
+        value.truncate(len);
         out.push((String::from_utf8_lossy(name).into_owned(), value));
     }
     Ok(out)

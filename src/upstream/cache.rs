@@ -29,10 +29,6 @@ pub struct Cache {
     root: PathBuf,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// What `meta` says about a cached URL.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Meta {
@@ -77,7 +73,7 @@ pub fn file_sha256(path: &Path) -> io::Result<String> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match f.read(&mut buf)? {
-            0 => return Ok(hex(&h.finalize())),
+            0 => return Ok(hex::encode(h.finalize())),
             n => h.update(&buf[..n]),
         }
     }
@@ -106,13 +102,13 @@ impl Cache {
     pub fn package_path(&self, sha1: &[u8; 20]) -> PathBuf {
         self.root
             .join("packages")
-            .join(format!("{}.apk", hex(sha1)))
+            .join(format!("{}.apk", hex::encode(sha1)))
     }
 
     /// The directory for one URL's copy (`kind`: `indexes`, `keys`).
     pub fn url_dir(&self, kind: &str, url: &str) -> PathBuf {
         let digest = Sha256::digest(url.as_bytes());
-        self.root.join(kind).join(hex(&digest[..16]))
+        self.root.join(kind).join(hex::encode(&digest[..16]))
     }
 
     /// The validators of `file`, when `meta` beside it describes exactly

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use hex::FromHex;
 
 use crate::apk::index::IndexEntry;
 use crate::apk::read::{self, ReadError};
@@ -39,14 +40,7 @@ pub(super) fn parse_checksum(s: &str) -> Option<[u8; 20]> {
     if let Some(b64) = s.strip_prefix("Q1") {
         return BASE64.decode(b64).ok()?.try_into().ok();
     }
-    if s.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
+    <[u8; 20]>::from_hex(s).ok()
 }
 
 /// Size, then `C:`, name and version, then `datahash` over the data member
@@ -218,7 +212,7 @@ mod tests {
     fn checksums_parse_in_index_and_hex_forms() {
         let q1 = "Q1nO7CmxdGHJEmoneupOUkkhqAtxk=";
         let bytes = parse_checksum(q1).unwrap();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(bytes);
         assert_eq!(parse_checksum(&hex), Some(bytes));
         assert_eq!(parse_checksum("Q1short"), None);
         assert_eq!(parse_checksum("zz"), None);

@@ -320,7 +320,7 @@ fn build(input: &SbomInput) -> (Vec<u8>, Vec<String>) {
         purl::uri_segment(input.name),
         purl::uri_segment(input.full_version),
         purl::uri_segment(input.arch),
-        &hex(&digest)[..32]
+        &hex::encode(digest)[..32]
     );
     (to_json(&doc), warn)
 }
@@ -727,13 +727,6 @@ fn apk_purl(input: &SbomInput) -> String {
     }
     let ns = Some(input.namespace).filter(|n| !n.is_empty());
     purl::make("apk", ns, input.name, input.full_version, &q)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// `Organization: Wolfi` from `wolfi` (melange title-cases its namespace).

@@ -9,7 +9,7 @@ use std::io::{self, Read};
 
 use sha1::{Digest, Sha1};
 
-use super::read::{Part, ReadError, Result};
+use super::error::{Part, ReadError, Result};
 
 /// Longest PAX record block we read.
 const MAX_PAX_LEN: u64 = 1 << 20;
@@ -385,9 +385,6 @@ impl<I: Input> Read for TarReader<I> {
         })
     }
 }
-
-// ---------------------------------------------------------------------------
-// Signature and control members
 
 #[cfg(test)]
 mod tests {
