@@ -141,7 +141,7 @@ fn unit(opts: &BatchOptions, recipe: &Path, arch: Arch) -> anyhow::Result<Unit> 
         let mut exclude = vec![build.out_dir.clone(), build.cache_dir.clone()];
         exclude.extend(build.env_files.iter().cloned());
         exclude.extend(build.key_files.iter().cloned());
-        crate::ciplan::recipe_input_hash(recipe, &compile, build.source_dir.as_deref(), &exclude)
+        super::inputs::recipe_input_hash(recipe, &compile, build.source_dir.as_deref(), &exclude)
             .map_err(|e| e.to_string())
     } else {
         Err("not built for this architecture".into())

@@ -14,6 +14,7 @@ pub mod batch;
 pub mod buildenv;
 pub mod epoch;
 pub mod guest;
+pub mod inputs;
 pub mod keys;
 pub mod lockfile;
 pub mod log;

@@ -269,6 +269,19 @@ impl Default for IgnoreRules {
 }
 
 impl IgnoreRules {
+    /// The rules of `src/.melangeignore`, none when there is no such file;
+    /// read bounded and never from a fifo or device, since the source
+    /// directory is the recipe author's.
+    pub fn load(src: &Path) -> io::Result<IgnoreRules> {
+        let path = src.join(".melangeignore");
+        if fs::symlink_metadata(&path).is_err() {
+            return Ok(IgnoreRules::default());
+        }
+        let text = crate::recipe::read_bounded(&path)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(IgnoreRules::parse(&text))
+    }
+
     pub fn parse(text: &str) -> IgnoreRules {
         let mut builder = GitignoreBuilder::new("");
         for line in text.lines() {
@@ -299,13 +312,7 @@ impl IgnoreRules {
 /// any path in `exclude` (the output and cache directories and the env
 /// file, when they lie inside the source directory). Symlinks are recreated, never followed.
 pub fn copy_source(src: &Path, dst: &Path, exclude: &[PathBuf]) -> io::Result<u64> {
-    let rules = match crate::recipe::read_bounded(&src.join(".melangeignore")) {
-        Ok(t) => IgnoreRules::parse(&t),
-        Err(_) if fs::symlink_metadata(src.join(".melangeignore")).is_err() => {
-            IgnoreRules::default()
-        }
-        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-    };
+    let rules = IgnoreRules::load(src)?;
     let exclude: Vec<PathBuf> = exclude
         .iter()
         .filter_map(|p| fs::canonicalize(p).ok())
