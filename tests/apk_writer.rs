@@ -881,7 +881,7 @@ fn a_failure_midway_keeps_the_previous_package_and_leaves_no_temp_file() {
 // ------------------------------------------------------------------ keygen
 
 fn keygen(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pkgbuild"))
+    util::cmd()
         .arg("keygen")
         .args(args)
         .current_dir(dir)

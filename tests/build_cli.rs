@@ -6,7 +6,6 @@ mod util;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use util::*;
 
@@ -438,7 +437,7 @@ fn first_build_without_a_key_creates_one_and_says_how_to_trust_it() {
         "package:\n  name: tiny\n  version: 1.0.0\n  epoch: 0\n  description: t\npipeline:\n  - runs: mkdir -p ${{targets.destdir}}/etc && echo x > ${{targets.destdir}}/etc/tiny.conf\n",
     );
     let out = tmp.path().join("repo");
-    let res = Command::new(bin())
+    let res = util::cmd()
         .arg("build")
         .arg(&recipe)
         .arg("--out-dir")
@@ -460,7 +459,7 @@ fn first_build_without_a_key_creates_one_and_says_how_to_trust_it() {
     assert_eq!(pubs.len(), 1);
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("/etc/apk/keys"), "{err}");
-    let v = Command::new(bin())
+    let v = util::cmd()
         .arg("verify")
         .arg("--keys-dir")
         .arg(&keys)

@@ -12,7 +12,7 @@ mod util;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use util::*;
 
@@ -129,7 +129,7 @@ fn project(dir: &Path, name: &str, recipe: &str) -> PathBuf {
 fn build_with_key(recipe: &Path, out: &Path, key: &Path, extra: &[&str]) -> Output {
     let home = out.with_extension("home");
     fs::create_dir_all(&home).unwrap();
-    Command::new(bin())
+    util::cmd()
         .arg("build")
         .arg(recipe)
         .arg("--out-dir")

@@ -47,17 +47,7 @@ fn checker() -> PathBuf {
 
 /// Whether python3 runs; panics under CI when it does not.
 fn have_python(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test}: python3 is required under CI to run tests/tools/apkcheck.py");
-        }
-        eprintln!("{test}: SKIPPED: python3 not found (apkcheck.py needs it)");
-    }
-    ok
+    util::require("python3", &format!("{test} runs tests/tools/apkcheck.py"))
 }
 
 struct Verdict {
@@ -510,7 +500,7 @@ fn our_index_binary_output_passes_the_checker() {
     let key = test_key();
     let (repo, packages) = build_repo(tmp.path(), &root, &key);
     let index = repo.join("APKINDEX.tar.gz");
-    let out = Command::new(env!("CARGO_BIN_EXE_pkgbuild"))
+    let out = util::cmd()
         .arg("index")
         .arg("-o")
         .arg(&index)

@@ -5,7 +5,6 @@ mod util;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pkgbuild::apk::index::Index;
 use pkgbuild::apk::package::{write_package, PackageError, PackageSpec, SignOptions};
@@ -56,7 +55,7 @@ fn the_signing_key_beside_the_recipe_never_reaches_the_workspace() {
     fs::write(tmp.path().join("data.txt"), "kept").unwrap();
     let out = tmp.path().join("repo");
     let home = tmp.path().join("home");
-    let res = Command::new(bin())
+    let res = util::cmd()
         .arg("build")
         .arg(&recipe)
         .arg("--out-dir")
@@ -181,7 +180,7 @@ fn concurrent_index_merges_lose_no_record() {
             s.spawn(move || {
                 for p in lane {
                     start.wait();
-                    let res = Command::new(bin())
+                    let res = util::cmd()
                         .args(["index", "--merge", "-o"])
                         .arg(out)
                         .arg(p)
@@ -330,7 +329,7 @@ fn closed_pipe() -> std::io::PipeWriter {
 fn closed_stdout_and_stderr_never_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = write_recipe(tmp.path(), "bad", "package:\n  name: bad\npipline: []\n");
-    let res = Command::new(bin())
+    let res = util::cmd()
         .arg("compile")
         .arg(&bad)
         .stdout(std::process::Stdio::null())
@@ -341,7 +340,7 @@ fn closed_stdout_and_stderr_never_panic() {
 
     let pkg = make_package(tmp.path(), "p", "1.0-r0", "x");
     let index = tmp.path().join("APKINDEX.tar.gz");
-    let res = Command::new(bin())
+    let res = util::cmd()
         .args(["index", "-o"])
         .arg(&index)
         .arg(&pkg)
@@ -380,7 +379,7 @@ fn an_out_of_range_builddate_is_refused_naming_the_file() {
     let ok = package_with_builddate(tmp.path(), "fine", "1700000000");
     let index = tmp.path().join("APKINDEX.tar.gz");
     let idx = |pkg: &Path| {
-        Command::new(bin())
+        util::cmd()
             .args(["index", "-o"])
             .arg(&index)
             .arg(pkg)
@@ -408,7 +407,7 @@ fn a_garbage_signing_key_names_the_file_and_what_was_expected() {
     let key = tmp.path().join("garbage.rsa");
     fs::write(&key, "hello\n").unwrap();
     let recipe = write_recipe(tmp.path(), "fine", "package:\n  name: fine\n  version: 1.0.0\n  epoch: 0\n  description: f\npipeline:\n  - runs: true\n");
-    let res = Command::new(bin())
+    let res = util::cmd()
         .arg("build")
         .arg(&recipe)
         .arg("--signing-key")
@@ -448,11 +447,7 @@ fn a_huge_recipe_value_is_not_echoed_whole() {
         ),
     ] {
         let recipe = write_recipe(tmp.path(), name, &body);
-        let res = Command::new(bin())
-            .arg("compile")
-            .arg(&recipe)
-            .output()
-            .unwrap();
+        let res = util::cmd().arg("compile").arg(&recipe).output().unwrap();
         assert_eq!(res.status.code(), Some(2), "{name}: {}", show(&res).len());
         let err = stderr(&res);
         assert!(err.len() < 1000, "{name}: {} bytes of error", err.len());
@@ -558,7 +553,7 @@ fn lint_and_verify_stop_at_the_unpacked_size_and_entry_limits() {
     fs::create_dir(&private_tmp).unwrap();
     let keys = test_key().parent().unwrap();
     let run = |cmd: &str, pkg: &Path, limit: &[&str]| {
-        let mut c = Command::new(bin());
+        let mut c = util::cmd();
         c.arg(cmd);
         if cmd == "verify" {
             c.arg("--keys-dir").arg(keys);
@@ -606,7 +601,7 @@ fn lint_checks_what_apk_checks_or_says_it_did_not() {
     let stranger = tmp.path().join("stranger");
     fs::create_dir(&stranger).unwrap();
     let lint = |pkg: &Path, keys: Option<&Path>| {
-        let mut c = Command::new(bin());
+        let mut c = util::cmd();
         c.arg("lint");
         if let Some(k) = keys {
             c.arg("--keys-dir").arg(k);

@@ -23,24 +23,16 @@ const CREATED: &str = "2023-11-14T22:13:20Z";
 
 /// Whether `tool` runs; a missing one skips the test unless `CI` is set.
 fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is required under CI (apt-get install skopeo umoci)"
-        );
-        eprintln!("skipped: {tool} is not installed (apt-get install skopeo umoci)");
-    }
-    ok
+    util::require(
+        tool,
+        "the image tests open images with it (apt-get install skopeo umoci)",
+    )
 }
 
 /// `pkgbuild image CONFIG --out OUT` with the test repositories, key,
 /// cache and epoch, plus `extra`.
 fn image(config: &Path, out: &Path, repos: &[&str], cache: &Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(util::bin());
+    let mut cmd = util::cmd();
     cmd.arg("image")
         .arg(config)
         .arg("--out")
@@ -423,7 +415,7 @@ fn bad_configurations_are_refused_with_their_place_and_write_nothing() {
     for (i, (body, want)) in cases.iter().enumerate() {
         let cfg = write(&dir, &format!("c{i}.yaml"), &format!("{head}{body}"));
         let out = tmp.path().join(format!("c{i}.tar"));
-        let res = Command::new(util::bin())
+        let res = util::cmd()
             .arg("image")
             .arg(&cfg)
             .arg("--out")

@@ -75,7 +75,7 @@ fn without_a_terminal_interactive_is_ignored_and_said_once() {
     let recipe = write_recipe(tmp.path(), "tested", TESTED);
     let out = tmp.path().join("repo2");
     assert_ok(&build(&recipe, &out, &["--runner", "host"]));
-    let res = Command::new(bin())
+    let res = util::cmd()
         .arg("test")
         .arg(&recipe)
         .args(["--runner", "host", "--interactive", "--out-dir"])
@@ -96,8 +96,7 @@ fn without_a_terminal_interactive_is_ignored_and_said_once() {
 /// `input`; stdin stays open until the command ends (at most two
 /// minutes). None when `script` is not installed.
 fn on_a_terminal(args: &[&std::ffi::OsStr], home: &Path, input: &str) -> Option<(i32, String)> {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: script(1) (util-linux) is not installed");
+    if !util::require("script", "it gives the command a terminal (util-linux)") {
         return None;
     }
     let line: Vec<String> = std::iter::once(bin().to_string())

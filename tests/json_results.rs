@@ -10,7 +10,6 @@ mod util;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use util::*;
@@ -249,7 +248,7 @@ fn test_and_lint_documents_validate_too() {
 
     let home = out.with_extension("home");
     let test_json = tmp.path().join("test.json");
-    let res = Command::new(bin())
+    let res = util::cmd()
         .args(["test", recipes[0].to_str().unwrap(), "--runner", "host"])
         .arg("--out-dir")
         .arg(&out)
@@ -408,7 +407,7 @@ fn quiet_says_the_default_key_notice_only_the_first_time() {
     fs::create_dir_all(&home).unwrap();
     let r = recipe(tmp.path(), "json-key", &[], "true");
     let run = |quiet: bool| {
-        let mut cmd = Command::new(bin());
+        let mut cmd = util::cmd();
         cmd.arg("build")
             .arg(&r)
             .args(["--runner", "host", "--out-dir"])

@@ -6,7 +6,7 @@ mod util;
 
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use util::*;
 
@@ -22,7 +22,7 @@ fn hello() -> std::path::PathBuf {
 fn a_public_key_as_signing_key_says_it_is_the_public_half() {
     let tmp = tempfile::tempdir().unwrap();
     let public = format!("{}.pub", test_key().display());
-    let out = Command::new(bin())
+    let out = util::cmd()
         .args(["build", "--runner", "host", "--signing-key", &public])
         .arg(hello())
         .arg("--out-dir")
@@ -91,7 +91,7 @@ fn a_closed_stdout_exits_quietly_with_success() {
         ],
     ];
     for args in cases {
-        let out = Command::new(bin())
+        let out = util::cmd()
             .args(&args)
             .env("SOURCE_DATE_EPOCH", EPOCH)
             .env("HOME", tmp.path())
@@ -120,7 +120,7 @@ fn an_unusable_out_dir_is_named_before_anything_builds() {
     let file = tmp.path().join("a-file");
     fs::write(&file, "not a directory").unwrap();
     for out_dir in [file.clone(), file.join("repo")] {
-        let out = Command::new(bin())
+        let out = util::cmd()
             .args(["build", "--runner", "host", "--signing-key"])
             .arg(test_key())
             .arg(hello())

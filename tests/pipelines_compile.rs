@@ -6,9 +6,9 @@
 //! resolve all fail here, long before a build would.
 
 mod pipelines_support;
+mod util;
 
 use std::fs;
-use std::process::Command;
 
 use pipelines_support::{load_all, Pipeline};
 use serde_json::Value;
@@ -98,7 +98,7 @@ fn every_builtin_pipeline_compiles_from_a_recipe() {
             .join(format!("{}.yaml", p.name.replace('/', "_")));
         let recipe = recipe_for(p);
         fs::write(&path, &recipe).expect("write recipe");
-        let out = Command::new(env!("CARGO_BIN_EXE_pkgbuild"))
+        let out = util::cmd()
             .arg("compile")
             .arg(&path)
             .output()
@@ -145,7 +145,7 @@ fn required_inputs_are_enforced_for_the_new_pipelines() {
          copyright:\n    - license: MIT\npipeline:\n  - uses: git-am\n",
     )
     .expect("write recipe");
-    let out = Command::new(env!("CARGO_BIN_EXE_pkgbuild"))
+    let out = util::cmd()
         .arg("compile")
         .arg(&path)
         .output()

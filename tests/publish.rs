@@ -19,7 +19,7 @@ use object_store::path::Path as ObjPath;
 use object_store::ObjectStoreExt;
 use pkgbuild::apk::index::Index;
 use pkgbuild::publish::Dest;
-use util::{assert_ok, bin, show, test_key};
+use util::{assert_ok, show, test_key};
 
 struct Moto {
     endpoint: String,
@@ -125,13 +125,11 @@ fn moto() -> Option<&'static Moto> {
     static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
     match MOTO.get_or_init(start_moto) {
         Ok(m) => Some(m),
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("moto (PyPI) is required under CI: {e}")
-        }
         Err(e) => {
-            eprintln!(
-                "SKIP: no S3-compatible test server (pip install 'moto[server]' into {}): {e}",
-                venv().display()
+            util::require_that(
+                false,
+                "moto (PyPI), the S3-compatible test server",
+                &format!("pip install 'moto[server]' into {}: {e}", venv().display()),
             );
             None
         }
@@ -169,7 +167,7 @@ fn aws_env(cmd: &mut Command) -> &mut Command {
 }
 
 fn publish_cmd(m: &Moto, repo: &Path, dest: &str, key: &Path) -> Command {
-    let mut cmd = Command::new(bin());
+    let mut cmd = util::cmd();
     aws_env(&mut cmd)
         .arg("publish")
         .arg(repo)
@@ -203,7 +201,7 @@ fn pack(repo: &Path, name: &str, version: &str, content: &str, key: &Path) {
     std::fs::create_dir_all(root.join("usr/share")).unwrap();
     std::fs::write(root.join("usr/share").join(name), content).unwrap();
     std::fs::create_dir_all(repo.join("x86_64")).unwrap();
-    let out = Command::new(bin())
+    let out = util::cmd()
         .args([
             "pack",
             "--name",
@@ -522,7 +520,7 @@ fn reconcile_restores_a_deleted_index() {
             .unwrap()
     });
     assert!(verified_index(&d).is_empty());
-    let mut cmd = Command::new(bin());
+    let mut cmd = util::cmd();
     let out = aws_env(&mut cmd)
         .args(["publish", "--reconcile", &url, "--endpoint", &m.endpoint])
         .arg("--signing-key")
@@ -565,7 +563,7 @@ fn bad_destinations_fail_clearly_naming_the_destination_and_write_nothing() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let start = Instant::now();
-    let out = aws_env(&mut Command::new(bin()))
+    let out = aws_env(&mut util::cmd())
         .arg("publish")
         .arg(&repo)
         .arg("s3://anywhere/repo")
@@ -580,7 +578,7 @@ fn bad_destinations_fail_clearly_naming_the_destination_and_write_nothing() {
         start.elapsed()
     );
     check(out, &["s3://anywhere/repo"]);
-    let out = Command::new(bin())
+    let out = util::cmd()
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .arg("publish")
@@ -598,7 +596,7 @@ fn bad_destinations_fail_clearly_naming_the_destination_and_write_nothing() {
     std::fs::create_dir_all(&other_dir).unwrap();
     let other = other_dir.join("stranger.rsa");
     assert_ok(
-        &Command::new(bin())
+        &util::cmd()
             .args(["keygen", "--key-size", "2048"])
             .arg(&other)
             .output()

@@ -7,7 +7,7 @@ mod util;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use util::base;
 use util::*;
@@ -16,7 +16,7 @@ use util::*;
 /// HOME and a SOURCE_DATE_EPOCH that must not matter.
 fn rebuild(home: &Path, apks: &[PathBuf], extra: &[&str]) -> Output {
     fs::create_dir_all(home).unwrap();
-    Command::new(bin())
+    util::cmd()
         .arg("rebuild")
         .args(apks)
         .arg("--signing-key")
@@ -206,14 +206,10 @@ fn bad_input_is_exit_code_two_naming_the_file() {
     assert!(err.contains("no .melange.yaml"), "{err}");
 
     // No key: a usage error from clap; the public half: said so.
-    let res = Command::new(bin())
-        .arg("rebuild")
-        .arg(&junk)
-        .output()
-        .unwrap();
+    let res = util::cmd().arg("rebuild").arg(&junk).output().unwrap();
     assert_eq!(res.status.code(), Some(2), "{}", show(&res));
     let public = format!("{}.pub", test_key().display());
-    let res = Command::new(bin())
+    let res = util::cmd()
         .arg("rebuild")
         .arg(&junk)
         .args(["--signing-key", &public])

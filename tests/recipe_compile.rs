@@ -6,8 +6,9 @@
 //! tests/fixtures/recipes/every-key.yaml, which uses every key melange's
 //! schema accepts (apko's image settings under `environment` included).
 
+mod util;
+
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ const RECIPE: &str = "tests/fixtures/recipes/full.yaml";
 const PIPELINES: &str = "tests/fixtures/recipes/pipelines";
 
 fn pkgbuild(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pkgbuild"))
+    util::cmd()
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()

@@ -1,8 +1,9 @@
 //! Broken recipes give one clear message with file:line:column and exit
 //! code 2, never a panic. Each row is a fixture in tests/fixtures/bad-recipes.
 
+mod util;
+
 use std::path::Path;
-use std::process::Command;
 
 const PIPELINES: &str = "tests/fixtures/recipes/pipelines";
 
@@ -87,7 +88,7 @@ const TABLE: &[(&str, &str)] = &[
 ];
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pkgbuild"))
+    util::cmd()
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()

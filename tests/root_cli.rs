@@ -38,12 +38,11 @@ fn repos() -> Option<&'static Repos> {
             if !util::bwrap_or_skip() {
                 return None;
             }
-            if !Path::new(BUSYBOX).is_file() {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "busybox-static is required under CI"
-                );
-                eprintln!("skipped: no {BUSYBOX} (apt-get install busybox-static)");
+            if !util::require_that(
+                Path::new(BUSYBOX).is_file(),
+                BUSYBOX,
+                "apt-get install busybox-static",
+            ) {
                 return None;
             }
             let dir = tempfile::tempdir().unwrap();

@@ -6,27 +6,17 @@
 //! locally but FAIL under `CI=true`, so CI cannot silently stop testing the
 //! isolation.
 
+mod util;
+
 use pkgbuild::sandbox::{
-    bwrap_available, new_runner, Runner, RunnerKind, SandboxConfig, SandboxError, StepOutcome,
-    StepSpec,
+    new_runner, Runner, RunnerKind, SandboxConfig, SandboxError, StepOutcome, StepSpec,
 };
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
-
-/// True when bwrap tests should run; panics in CI without bwrap.
-fn bwrap_or_skip() -> bool {
-    if bwrap_available() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
-        panic!("CI is set but bubblewrap is unavailable: the sandbox tests must run in CI");
-    }
-    eprintln!("skipping: bubblewrap is not available on this host");
-    false
-}
+use util::bwrap_or_skip;
 
 fn step(script: &str) -> StepSpec {
     StepSpec {
@@ -266,8 +256,11 @@ fn bwrap_toolchain_compiles_and_runs_a_program() {
     if !bwrap_or_skip() {
         return;
     }
-    if !Path::new("/usr/bin/cc").exists() {
-        eprintln!("skipping: no C compiler on this host");
+    if !util::require_that(
+        Path::new("/usr/bin/cc").exists(),
+        "/usr/bin/cc",
+        "the toolchain test compiles a program (apt-get install gcc libc6-dev)",
+    ) {
         return;
     }
     let ws = tempfile::tempdir().expect("tempdir");

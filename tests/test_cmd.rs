@@ -30,7 +30,7 @@ fn test_trusting(
 ) -> Output {
     let home = out_dir.with_extension("home");
     fs::create_dir_all(&home).unwrap();
-    Command::new(bin())
+    util::cmd()
         .arg("test")
         .args(recipes)
         .arg("--out-dir")
@@ -372,7 +372,7 @@ fn by_default_the_keys_build_signs_with_are_trusted() {
     let out = tmp.path().join("repo");
     let recipe = tool_recipe(tmp.path(), "deflt", "1.0.0", "deflt", "    - runs: deflt");
     let run = |home: &Path, cmd: &str| {
-        Command::new(bin())
+        util::cmd()
             .arg(cmd)
             .arg(&recipe)
             .arg("--out-dir")

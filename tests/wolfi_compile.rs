@@ -11,7 +11,6 @@ mod util;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 use yaml_rust2::{Yaml, YamlLoader};
@@ -141,7 +140,7 @@ fn every_wolfi_sample_recipe_compiles_to_its_package_set() {
                 let Some(r) = queue.lock().unwrap().pop() else {
                     return;
                 };
-                let out = Command::new(env!("CARGO_BIN_EXE_pkgbuild"))
+                let out = util::cmd()
                     .arg("compile")
                     .arg(&r)
                     .args(["--arch", "x86_64", "--pipeline-dir"])

@@ -1,9 +1,18 @@
 //! Helpers for tests that drive the real `pkgbuild` binary and then open
 //! what it wrote.
+//!
+//! - The binary runs through [`cmd`] (or [`pkgbuild`], [`build_command`],
+//!   which use it), never a `Command` built by hand.
+//! - A missing tool is decided in one place: [`require`] / [`require_that`]
+//!   skip with a message, or fail when [`ci`] says this is CI;
+//!   [`bwrap_or_skip`] is that for bubblewrap.
+//! - What is slow to make (the test key, the base repository) is made once
+//!   for all test binaries under `target/test-base/` ([`shared`]).
 #![allow(dead_code)]
 
 pub mod base;
 pub mod http;
+pub mod shared;
 pub mod testdata;
 
 use std::collections::BTreeMap;
@@ -16,34 +25,91 @@ use std::sync::OnceLock;
 
 pub const EPOCH: &str = "1700000000";
 
+/// The path of the `pkgbuild` binary under test, for tests that must name
+/// it (a Makefile's `MELANGE=`, a shell line); to run it, use [`cmd`].
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pkgbuild")
+}
+
+/// The one way tests run the binary: a `Command` for `pkgbuild`, to add
+/// arguments, environment and a working directory to.
+pub fn cmd() -> Command {
+    Command::new(bin())
+}
+
+/// Whether `CI` asks for the strict run: set, non-empty, and not `false`
+/// or `0`. Under CI a missing tool fails its test instead of skipping it.
+pub fn ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| {
+        let v = v.to_string_lossy();
+        let v = v.trim();
+        !v.is_empty() && !v.eq_ignore_ascii_case("false") && v != "0"
+    })
+}
+
+/// Whether `tool` runs here (`tool --version` exits 0); see [`require_that`]
+/// for what happens when it does not. `why` says what needs it and how to
+/// install it.
+pub fn require(tool: &str, why: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    require_that(ok, tool, why)
+}
+
+/// The one decision about a missing prerequisite: when `available` is
+/// false, the test fails under [`ci`] (CI must not silently stop testing
+/// something) and otherwise prints that it skipped and returns false.
+#[track_caller]
+pub fn require_that(available: bool, what: &str, why: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(!ci(), "{what} is required under CI: {why}");
+    // Straight to the process's stderr: libtest captures eprintln! output of
+    // passing tests, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "skipped: {what} is not available: {why}");
+    false
+}
+
+/// Whether the bubblewrap tests can run (the library's own probe: user,
+/// pid and network namespaces work); under CI they must.
+pub fn bwrap_or_skip() -> bool {
+    require_that(
+        pkgbuild::sandbox::bwrap_available(),
+        "bubblewrap",
+        "the sandbox needs a working `bwrap` (apt-get install bubblewrap, user namespaces enabled)",
+    )
 }
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A 2048-bit key shared by all tests in one binary (4096-bit generation
-/// is slow and proves nothing more).
+/// A 2048-bit key (4096-bit generation is slow and proves nothing more),
+/// made once under `target/` and shared by every test binary, so that
+/// repositories cached there (see [`base`]) are signed by the same key.
 pub fn test_key() -> &'static Path {
-    static KEY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &KEY.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("test-build.rsa");
-        let out = Command::new(bin())
-            .args(["keygen", "--key-size", "2048"])
-            .arg(&key)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "keygen failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (dir, key)
+    static KEY: OnceLock<PathBuf> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = shared::dir("key-v1", |dir| {
+            let out = cmd()
+                .args(["keygen", "--key-size", "2048"])
+                .arg(dir.join("test-build.rsa"))
+                .output()
+                .map_err(|e| format!("run {}: {e}", bin()))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("keygen failed\n{}", show(&out)))
+            }
+        })
+        .unwrap_or_else(|e| panic!("test key: {e}"));
+        dir.join("test-build.rsa")
     })
-    .1
 }
 
 /// Run `pkgbuild build` with a fixed epoch, the test key and an isolated
@@ -75,7 +141,7 @@ pub fn kill_when_printed(mut cmd: Command, marker: &str) {
 pub fn build_command(recipe: &Path, out_dir: &Path, extra: &[&str]) -> Command {
     let home = out_dir.with_extension("home");
     std::fs::create_dir_all(&home).unwrap();
-    let mut cmd = Command::new(bin());
+    let mut cmd = cmd();
     cmd.arg("build")
         .arg(recipe)
         .arg("--out-dir")
@@ -107,7 +173,7 @@ pub fn assert_ok(out: &Output) {
 /// `pkgbuild verify --keys-dir <dir of test key> FILES...`
 pub fn verify(files: &[PathBuf]) -> Output {
     let keys = test_key().parent().unwrap();
-    Command::new(bin())
+    cmd()
         .arg("verify")
         .arg("--keys-dir")
         .arg(keys)
@@ -253,35 +319,15 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// Whether the bubblewrap tests can run. Under CI they must.
-pub fn bwrap_or_skip() -> bool {
-    let ok = Command::new("bwrap")
-        .args(["--ro-bind", "/", "/", "true"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "bubblewrap is required under CI"
-        );
-        eprintln!("skipped: bubblewrap not usable here");
-    }
-    ok
-}
-
 /// Run the independent conformance checker (tests/tools/apkcheck.py, which
 /// encodes apk-tools' and go-apk's rules) over a built repository
 /// directory: every package, then the index against those packages.
 #[track_caller]
 pub fn assert_conformant(arch_dir: &Path) {
-    let python = Command::new("python3").arg("--version").output();
-    if python.map(|o| !o.status.success()).unwrap_or(true) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 is required under CI"
-        );
-        eprintln!("skipped conformance check: python3 not installed");
+    if !require(
+        "python3",
+        "tests/tools/apkcheck.py checks conformance with it",
+    ) {
         return;
     }
     let checker = repo_root().join("tests/tools/apkcheck.py");
@@ -374,7 +420,7 @@ pub fn write_recipe(dir: &Path, name: &str, body: &str) -> PathBuf {
 
 /// Runs `pkgbuild ARGS...` and returns its output.
 pub fn pkgbuild<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
+    cmd().args(args).output().unwrap()
 }
 
 /// The `so:` name of the program interpreter the host's C compiler writes
@@ -484,22 +530,13 @@ pub fn spdx_validator() -> Option<&'static str> {
         .arg("--help")
         .output()
         .is_ok_and(|o| o.status.success());
-    if found {
-        return Some("pyspdxtools");
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "pyspdxtools not installed but CI is set; install it with \
-             `python3 -m pip install --quiet spdx-tools`"
-        );
-    }
-    // Straight to the process's stderr: libtest captures eprintln! output of
-    // passing tests, and this notice must be seen.
-    let _ = std::io::stderr().write_all(
-        b"skipped: pyspdxtools not installed (python3 -m pip install spdx-tools); \
-          structural checks still ran\n",
-    );
-    None
+    require_that(
+        found,
+        "pyspdxtools",
+        "it validates the SPDX documents (python3 -m pip install spdx-tools); \
+         structural checks still ran",
+    )
+    .then_some("pyspdxtools")
 }
 
 /// Runs the validator on every document at once (one process each) and

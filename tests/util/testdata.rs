@@ -2,7 +2,6 @@
 //! lives, and running the real `pkgbuild` binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The shared test data directory: `$PKGBUILD_TESTDATA`, else
 /// `../shared/testdata` beside the crate (CI: /work/main next to shared/),
@@ -68,7 +67,7 @@ impl Run {
 
 /// Run `pkgbuild ARGS...` in `cwd`.
 pub fn pkgbuild(cwd: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_pkgbuild"))
+    let out = super::cmd()
         .args(args)
         .current_dir(cwd)
         .output()
