@@ -189,13 +189,23 @@ pub fn parse_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
         };
         let k = k.trim();
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            bail!("{}:{}: invalid variable name {k:?}", path.display(), i + 1);
+            bail!(
+                "{}:{}: invalid variable name {}",
+                path.display(),
+                i + 1,
+                crate::term::quote(k)
+            );
         }
         let v = v.trim();
         // The environment of a process cannot hold a NUL; refuse it here,
         // where the line is known, rather than when a step is spawned.
         if v.contains('\0') {
-            bail!("{}:{}: {k}: value holds a NUL byte", path.display(), i + 1);
+            bail!(
+                "{}:{}: {}: value holds a NUL byte",
+                path.display(),
+                i + 1,
+                crate::term::quote(k)
+            );
         }
         let v = v
             .strip_prefix('"')
