@@ -92,10 +92,10 @@ impl super::Runner for HostRunner {
                 // and only calls prctl(2), which is async-signal-safe.
                 unsafe {
                     cmd.pre_exec(|| {
-                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
+                        rustix::process::set_parent_process_death_signal(Some(
+                            rustix::process::Signal::KILL,
+                        ))
+                        .map_err(std::io::Error::from)
                     });
                 }
                 Ok(())

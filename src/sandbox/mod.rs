@@ -623,12 +623,10 @@ fn kill_now(handle: &duct::Handle, pid: Option<u32>, mode: KillMode) {
 
 fn kill_group(pgid: u32) {
     if let Ok(pgid) = libc::pid_t::try_from(pgid) {
-        if pgid > 1 {
-            // SAFETY: kill(2) has no memory-safety preconditions; a negative
-            // pid addresses the process group we created for this step.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+        // The process group this step's runner created for it; 0 and 1
+        // would address our own group or init.
+        if let Some(pgid) = rustix::process::Pid::from_raw(pgid).filter(|_| pgid > 1) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         }
     }
 }
