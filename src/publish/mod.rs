@@ -506,9 +506,15 @@ pub async fn publish(
     summary.refused.sort_by(|a, b| a.url.cmp(&b.url));
     // A recipe with a refused package is not published as built.
     if !opts.dry_run && summary.refused.is_empty() {
-        for arch in &arches {
+        for (arch, packages) in &plan {
             for (name, hash) in &opts.inputs {
                 record_input(dest, arch, name, hash).await?;
+            }
+            // What `build` recorded beside the packages it wrote travels
+            // with them, so `build --skip-published` works after a plain
+            // `build` + `publish`; a hash given on the command line wins.
+            for (name, hash) in carried_inputs(&opts.repo, arch, packages, &opts.inputs) {
+                record_input(dest, arch, &name, &hash).await?;
             }
         }
     }
@@ -545,6 +551,28 @@ pub fn read_local_input(repo: &Path, arch: &str, name: &str) -> Option<String> {
         return None;
     }
     parse_record(&std::fs::read(&path).ok()?)
+}
+
+/// The local input records of the recipes whose packages are among
+/// `packages` (a record is named after its recipe's main package), less
+/// those named in `given`.
+fn carried_inputs(
+    repo: &Path,
+    arch: &str,
+    packages: &[LocalPackage],
+    given: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut names: Vec<&str> = packages
+        .iter()
+        .map(|p| p.entry.info.name.as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| !given.iter().any(|(g, _)| g == n))
+        .filter_map(|n| Some((n.to_string(), read_local_input(repo, arch, n)?)))
+        .collect()
 }
 
 /// Record `hash` for recipe `name` in a local repository (atomically).

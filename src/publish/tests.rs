@@ -574,3 +574,26 @@ fn input_hashes_are_recorded_only_after_a_complete_publish() {
         assert!(parse_input(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn input_records_written_by_build_travel_with_their_packages() {
+    let f = fixture(&["alpha", "beta"]);
+    let store = Arc::new(InMemory::new());
+    let dest = Dest::from_store(store.clone(), "main", "mem://main").unwrap();
+    let recorded = format!("sha256:{}", "a".repeat(64));
+    let given = format!("sha256:{}", "b".repeat(64));
+    write_local_input(&f.repo, "x86_64", "alpha", &recorded).unwrap();
+    write_local_input(&f.repo, "x86_64", "beta", &recorded).unwrap();
+    // A record of a recipe whose packages are not in the repository.
+    write_local_input(&f.repo, "x86_64", "gone", &recorded).unwrap();
+    rt().block_on(async {
+        let mut o = opts(&f);
+        o.inputs = vec![("beta".into(), given.clone())];
+        publish(&dest, &o, &|_| {}).await.unwrap();
+        assert!(check_input(&dest, "x86_64", "alpha", &recorded)
+            .await
+            .unwrap());
+        assert!(check_input(&dest, "x86_64", "beta", &given).await.unwrap());
+        assert_eq!(recorded_input(&dest, "x86_64", "gone").await.unwrap(), None);
+    });
+}
