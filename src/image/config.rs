@@ -214,13 +214,24 @@ fn load_depth(path: &Path, depth: usize) -> Result<ImageConfig, RecipeError> {
             dx.err(
                 t.pos,
                 format!(
-                    "`include` {:?} is outside the config's directory {}",
-                    t.value,
+                    "`include` {} is outside the config's directory {}",
+                    crate::term::quote(&t.value),
                     dir.display()
                 ),
             )
         })?;
-        let base = load_depth(&target, depth + 1)?;
+        // A file that cannot be read is the including line's fault; errors
+        // inside a file that was read name that file.
+        let base = load_depth(&target, depth + 1).map_err(|e| {
+            if e.pos.line == 0 && e.file == target.display().to_string() {
+                dx.err(
+                    t.pos,
+                    format!("`include` {}: {}", crate::term::quote(&t.value), e.message),
+                )
+            } else {
+                e
+            }
+        })?;
         cfg = merge(base, cfg);
     }
     Ok(cfg)
@@ -866,5 +877,12 @@ mod tests {
         std::fs::write(&top, "include: top.yaml\n").unwrap();
         let e = load(&top).unwrap_err().to_string();
         assert!(e.contains("nested includes"), "{e}");
+        // An include that cannot be read is reported at the including line.
+        std::fs::write(&top, "include: missing.yaml\n").unwrap();
+        let e = load(&top).unwrap_err().to_string();
+        assert!(
+            e.contains("top.yaml:1:10:") && e.contains("missing.yaml") && e.contains("cannot open"),
+            "{e}"
+        );
     }
 }
