@@ -202,6 +202,22 @@ fn writing_past_the_disk_cap_stops_the_step_and_publishes_nothing() {
     );
     assert!(json_message(&json).contains("16.0 MiB disk cap (--max-disk)"));
 
+    // The private /tmp is memory, not the workspace: the cap bounds it too.
+    let tmpfill = recipe(
+        tmp.path(),
+        "tmpfill",
+        "mkdir -p ${{targets.destdir}}/usr/share
+for i in 1 2 3 4 5 6; do
+  head -c 4194304 /dev/zero > /tmp/blob$i || exit 3
+done
+touch ${{targets.destdir}}/usr/share/done
+",
+    );
+    let res = build_in(tmp.path(), &tmpfill, &out, &["--max-disk", "16M"]);
+    assert_eq!(res.status.code(), Some(1), "{}", show(&res));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+
     assert_eq!(
         snapshot(&out.join(arch())),
         before,

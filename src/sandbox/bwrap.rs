@@ -206,19 +206,17 @@ pub fn argv(
     ] {
         push(&[s("--ro-bind"), &control_file(name), OsStr::new(guest)]);
     }
-    push(&[
-        s("--proc"),
-        s("/proc"),
-        s("--dev"),
-        s("/dev"),
-        s("--tmpfs"),
-        s("/tmp"),
-        s("--tmpfs"),
-        s("/var/tmp"),
-        s("--ro-bind"),
-        control.as_os_str(),
-        s(GUEST_CONTROL),
-    ]);
+    push(&[s("--proc"), s("/proc"), s("--dev"), s("/dev")]);
+    // The private /tmp and /var/tmp live in memory, out of the disk cap's
+    // sight: with a cap, each is bounded by it too (bwrap >= 0.6 `--size`).
+    let tmp_size = OsString::from(config.limits.max_disk.to_string());
+    for dir in ["/tmp", "/var/tmp"] {
+        if config.limits.max_disk > 0 {
+            push(&[s("--size"), &tmp_size]);
+        }
+        push(&[s("--tmpfs"), s(dir)]);
+    }
+    push(&[s("--ro-bind"), control.as_os_str(), s(GUEST_CONTROL)]);
     for (host, guest) in &config.ro_binds {
         push(&[s("--ro-bind"), host.as_os_str(), OsStr::new(guest)]);
     }
@@ -478,6 +476,17 @@ mod tests {
     /// Whether `window` appears as consecutive arguments.
     fn has(args: &[String], window: &[&str]) -> bool {
         args.windows(window.len()).any(|w| w == window)
+    }
+
+    #[test]
+    fn private_tmp_is_bounded_by_the_disk_cap_when_there_is_one() {
+        let mut c = config();
+        assert!(has(&strings(&c), &["--dev", "/dev", "--tmpfs", "/tmp"]));
+        assert!(!strings(&c).iter().any(|a| a == "--size"));
+        c.limits.max_disk = 16 << 20;
+        let args = strings(&c);
+        assert!(has(&args, &["--size", "16777216", "--tmpfs", "/tmp"]));
+        assert!(has(&args, &["--size", "16777216", "--tmpfs", "/var/tmp"]));
     }
 
     #[test]
