@@ -216,7 +216,11 @@ touch ${{targets.destdir}}/usr/share/done
     let res = build_in(tmp.path(), &tmpfill, &out, &["--max-disk", "16M"]);
     assert_eq!(res.status.code(), Some(1), "{}", show(&res));
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains("step tmpfill/runs stopped: it ran out of space")
+            && err.contains("/tmp and /var/tmp each hold at most 16.0 MiB"),
+        "{err}"
+    );
 
     assert_eq!(
         snapshot(&out.join(arch())),

@@ -354,7 +354,9 @@ impl BwrapRunner {
             .collect();
         let mut floors = trees.clone();
         floors.extend(config.rw_binds.iter().map(|(host, _)| host.clone()));
-        let limiter = super::limits::Limiter::new(config.limits, trees, floors);
+        let mut limiter = super::limits::Limiter::new(config.limits, trees, floors);
+        // `argv` gives /tmp and /var/tmp `--size` of the cap.
+        limiter.bounded_tmp = true;
         Ok(BwrapRunner {
             config,
             bwrap,

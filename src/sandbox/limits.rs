@@ -97,6 +97,9 @@ pub enum LimitHit {
     Disk { cap: u64 },
     /// A file reached the cap (its writer got `SIGXFSZ`).
     FileSize { cap: u64 },
+    /// The step failed out of space while `/tmp` and `/var/tmp` (memory,
+    /// outside the walked trees) were bounded by the cap.
+    TmpSpace { cap: u64 },
     /// The filesystem of `path` fell below its reserve.
     FreeSpace {
         path: PathBuf,
@@ -120,6 +123,11 @@ impl std::fmt::Display for LimitHit {
             LimitHit::FileSize { cap } => write!(
                 f,
                 "a file it wrote reached the {} file-size cap (--max-disk; the writer got SIGXFSZ)",
+                human_size(*cap)
+            ),
+            LimitHit::TmpSpace { cap } => write!(
+                f,
+                "it ran out of space (\"No space left on device\"); with --max-disk its /tmp and /var/tmp each hold at most {}",
                 human_size(*cap)
             ),
             LimitHit::FreeSpace {
@@ -315,6 +323,9 @@ pub(super) struct Limiter {
     floors: Vec<PathBuf>,
     /// Size of `trees` when the first step started.
     baseline: std::sync::OnceLock<u64>,
+    /// Whether the runner bounds the step's `/tmp` and `/var/tmp` by the
+    /// disk cap (bwrap does; the host runner shares the host's).
+    pub bounded_tmp: bool,
 }
 
 impl Limiter {
@@ -331,6 +342,7 @@ impl Limiter {
             trees,
             floors,
             baseline: std::sync::OnceLock::new(),
+            bounded_tmp: false,
         }
     }
 

@@ -593,6 +593,18 @@ fn run_streaming(
         let max = limiter.limits.max_processes;
         return Err(stopped(LimitHit::Processes { max }, outcome.tail));
     }
+    // The walked trees and the free-space floor were within bounds (or the
+    // monitor would have stopped the step), so ENOSPC came from the bounded
+    // /tmp or /var/tmp.
+    let enospc = || {
+        outcome
+            .tail
+            .iter()
+            .any(|l| l.contains("No space left on device"))
+    };
+    if cap > 0 && limiter.bounded_tmp && !outcome.success() && enospc() {
+        return Err(stopped(LimitHit::TmpSpace { cap }, outcome.tail));
+    }
     Ok(outcome)
 }
 
