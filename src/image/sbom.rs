@@ -9,12 +9,12 @@
 //! and apko identify a package), in hex. Output is a pure function of the
 //! input: the namespace hashes the document itself.
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::rootfs::DbPackage;
 use crate::meta::sbom::{
-    normalize_license, purl, rfc3339, spdx_id, Checksum, ExternalRef, Relationship,
+    normalize_license, purl, rfc3339, spdx_id, Checksum, CreationInfo, Document, ExternalRef,
+    Package, Relationship,
 };
 
 /// What the image SBOM describes.
@@ -32,55 +32,35 @@ pub struct ImageSbom<'a> {
     pub epoch: u64,
 }
 
-#[derive(Serialize)]
-struct Document {
-    #[serde(rename = "SPDXID")]
-    spdx_id: &'static str,
-    name: String,
-    #[serde(rename = "spdxVersion")]
-    spdx_version: &'static str,
-    #[serde(rename = "creationInfo")]
-    creation_info: CreationInfo,
-    #[serde(rename = "dataLicense")]
-    data_license: &'static str,
-    #[serde(rename = "documentNamespace")]
-    document_namespace: String,
-    #[serde(rename = "documentDescribes")]
-    document_describes: Vec<String>,
-    packages: Vec<Package>,
-    relationships: Vec<Relationship>,
-}
-
-#[derive(Serialize)]
-struct CreationInfo {
-    created: String,
-    creators: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Package {
-    #[serde(rename = "SPDXID")]
+/// A package of the image document: what an installed database knows,
+/// the rest `NOASSERTION`.
+fn package(
     spdx_id: String,
     name: String,
-    #[serde(rename = "versionInfo", skip_serializing_if = "String::is_empty")]
     version_info: String,
-    #[serde(rename = "filesAnalyzed")]
-    files_analyzed: bool,
-    #[serde(rename = "licenseConcluded")]
-    license_concluded: &'static str,
-    #[serde(rename = "licenseDeclared")]
     license_declared: String,
-    #[serde(rename = "downloadLocation")]
-    download_location: &'static str,
-    supplier: &'static str,
-    #[serde(rename = "copyrightText")]
-    copyright_text: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     checksums: Vec<Checksum>,
-    #[serde(rename = "externalRefs", skip_serializing_if = "Vec::is_empty")]
     external_refs: Vec<ExternalRef>,
-    #[serde(rename = "primaryPackagePurpose")]
     purpose: &'static str,
+) -> Package {
+    Package {
+        spdx_id,
+        name,
+        version_info,
+        files_analyzed: false,
+        license_concluded: "NOASSERTION",
+        license_declared,
+        description: None,
+        download_location: "NOASSERTION".into(),
+        homepage: None,
+        source_info: None,
+        originator: None,
+        supplier: "NOASSERTION".into(),
+        copyright_text: Some("NOASSERTION".into()),
+        checksums,
+        external_refs,
+        purpose: Some(purpose),
+    }
 }
 
 /// `Q1<base64 sha1>` → hex, when it is one.
@@ -108,20 +88,15 @@ pub fn render(input: &ImageSbom) -> Vec<u8> {
             kind: "purl",
         });
     }
-    let mut packages = vec![Package {
-        spdx_id: image_id.clone(),
-        name: input.name.to_string(),
-        version_info: input.digest.unwrap_or_default().to_string(),
-        files_analyzed: false,
-        license_concluded: "NOASSERTION",
-        license_declared: "NOASSERTION".into(),
-        download_location: "NOASSERTION",
-        supplier: "NOASSERTION",
-        copyright_text: "NOASSERTION",
-        checksums: Vec::new(),
-        external_refs: image_refs,
-        purpose: "CONTAINER",
-    }];
+    let mut packages = vec![package(
+        image_id.clone(),
+        input.name.to_string(),
+        input.digest.unwrap_or_default().to_string(),
+        "NOASSERTION".into(),
+        Vec::new(),
+        image_refs,
+        "CONTAINER",
+    )];
     let mut relationships = vec![Relationship {
         element: "SPDXRef-DOCUMENT".into(),
         kind: "DESCRIBES",
@@ -156,30 +131,23 @@ pub fn render(input: &ImageSbom) -> Vec<u8> {
         if !p.origin.is_empty() && p.origin != p.name {
             purl.push_str(&format!("&origin={}", purl::escape(&p.origin)));
         }
-        packages.push(Package {
-            spdx_id: id.clone(),
-            name: p.name.clone(),
-            version_info: p.version.clone(),
-            files_analyzed: false,
-            license_concluded: "NOASSERTION",
+        let checksum = q1_hex(&p.checksum).map(|value| Checksum {
+            algorithm: "SHA1",
+            value,
+        });
+        packages.push(package(
+            id.clone(),
+            p.name.clone(),
+            p.version.clone(),
             license_declared,
-            download_location: "NOASSERTION",
-            supplier: "NOASSERTION",
-            copyright_text: "NOASSERTION",
-            checksums: q1_hex(&p.checksum)
-                .map(|value| Checksum {
-                    algorithm: "SHA1",
-                    value,
-                })
-                .into_iter()
-                .collect(),
-            external_refs: vec![ExternalRef {
+            checksum.into_iter().collect(),
+            vec![ExternalRef {
                 category: "PACKAGE-MANAGER",
                 locator: purl,
                 kind: "purl",
             }],
-            purpose: "OPERATING-SYSTEM",
-        });
+            "OPERATING-SYSTEM",
+        ));
         relationships.push(Relationship {
             element: image_id.clone(),
             kind: "CONTAINS",
@@ -199,6 +167,7 @@ pub fn render(input: &ImageSbom) -> Vec<u8> {
         document_describes: vec![image_id],
         packages,
         relationships,
+        extracted: Vec::new(),
     };
     let digest = Sha256::digest(serde_json::to_vec(&doc).unwrap_or_default());
     doc.document_namespace = format!(

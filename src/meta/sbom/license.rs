@@ -40,12 +40,12 @@ fn superseded_by_with(l: &spdx::License) -> bool {
 const MAX_NESTING: usize = 64;
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
-pub(super) struct ExtractedLicense {
+pub(crate) struct ExtractedLicense {
     #[serde(rename = "licenseId")]
-    pub(super) license_id: String,
-    pub(super) name: String,
+    pub(crate) license_id: String,
+    pub(crate) name: String,
     #[serde(rename = "extractedText")]
-    pub(super) extracted_text: String,
+    pub(crate) extracted_text: String,
 }
 
 /// A recipe license turned into what `licenseDeclared` can carry.

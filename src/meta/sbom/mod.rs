@@ -21,17 +21,17 @@
 //! SPDX expressions (the `spdx` crate's list and parser), and `purl` holds
 //! package URLs and the two percent-encoding sets the SBOMs use.
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 mod license;
+pub(crate) mod model;
 pub(crate) mod purl;
 
-use license::ExtractedLicense;
 pub use license::{is_known_license, normalize_license, License};
+pub(crate) use model::{Checksum, CreationInfo, Document, ExternalRef, Package, Relationship};
 
 const NOASSERTION: &str = "NOASSERTION";
 
@@ -149,102 +149,6 @@ pub fn rfc3339(epoch: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
-}
-
-// ---------------------------------------------------------------------------
-// Document model: field order is the order melange writes.
-
-#[derive(Serialize)]
-struct Document {
-    #[serde(rename = "SPDXID")]
-    spdx_id: &'static str,
-    name: String,
-    #[serde(rename = "spdxVersion")]
-    spdx_version: &'static str,
-    #[serde(rename = "creationInfo")]
-    creation_info: CreationInfo,
-    #[serde(rename = "dataLicense")]
-    data_license: &'static str,
-    #[serde(rename = "documentNamespace")]
-    document_namespace: String,
-    #[serde(rename = "documentDescribes")]
-    document_describes: Vec<String>,
-    packages: Vec<Package>,
-    relationships: Vec<Relationship>,
-    #[serde(
-        rename = "hasExtractedLicensingInfos",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    extracted: Vec<ExtractedLicense>,
-}
-
-#[derive(Serialize)]
-struct CreationInfo {
-    created: String,
-    creators: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Package {
-    #[serde(rename = "SPDXID")]
-    spdx_id: String,
-    name: String,
-    #[serde(rename = "versionInfo", skip_serializing_if = "String::is_empty")]
-    version_info: String,
-    #[serde(rename = "filesAnalyzed")]
-    files_analyzed: bool,
-    #[serde(rename = "licenseConcluded")]
-    license_concluded: &'static str,
-    #[serde(rename = "licenseDeclared")]
-    license_declared: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    #[serde(rename = "downloadLocation")]
-    download_location: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    homepage: Option<String>,
-    #[serde(rename = "sourceInfo", skip_serializing_if = "Option::is_none")]
-    source_info: Option<String>,
-    originator: String,
-    supplier: String,
-    #[serde(rename = "copyrightText", skip_serializing_if = "Option::is_none")]
-    copyright_text: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    checksums: Vec<Checksum>,
-    #[serde(rename = "externalRefs")]
-    external_refs: Vec<ExternalRef>,
-    #[serde(
-        rename = "primaryPackagePurpose",
-        skip_serializing_if = "Option::is_none"
-    )]
-    purpose: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Checksum {
-    pub(crate) algorithm: &'static str,
-    #[serde(rename = "checksumValue")]
-    pub(crate) value: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ExternalRef {
-    #[serde(rename = "referenceCategory")]
-    pub(crate) category: &'static str,
-    #[serde(rename = "referenceLocator")]
-    pub(crate) locator: String,
-    #[serde(rename = "referenceType")]
-    pub(crate) kind: &'static str,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Relationship {
-    #[serde(rename = "spdxElementId")]
-    pub(crate) element: String,
-    #[serde(rename = "relationshipType")]
-    pub(crate) kind: &'static str,
-    #[serde(rename = "relatedSpdxElement")]
-    pub(crate) related: String,
 }
 
 /// Builds the document and returns its bytes plus the normalisation notes.
@@ -383,7 +287,7 @@ fn apk_package(input: &SbomInput, id: &str, license: &str, warn: &mut Vec<String
         download_location: NOASSERTION.into(),
         homepage,
         source_info,
-        originator: supplier.clone(),
+        originator: Some(supplier.clone()),
         supplier,
         copyright_text: Some(match input.copyright.trim() {
             "" => NOASSERTION.to_string(),
@@ -505,7 +409,7 @@ fn source_package(
         download_location: location,
         homepage: None,
         source_info,
-        originator: supplier.clone(),
+        originator: Some(supplier.clone()),
         supplier,
         copyright_text: None,
         checksums,
@@ -595,7 +499,7 @@ fn recipe_package(
         download_location: location,
         homepage: None,
         source_info,
-        originator: supplier.clone(),
+        originator: Some(supplier.clone()),
         supplier,
         copyright_text: None,
         checksums: Vec::new(),
@@ -704,7 +608,7 @@ fn build_env_package(input: &SbomInput, dep: &str, ids: &mut IdAllocator) -> Pac
         download_location: NOASSERTION.to_string(),
         homepage: None,
         source_info: Some(format!("build environment package `{dep}`")),
-        originator: NOASSERTION.to_string(),
+        originator: Some(NOASSERTION.to_string()),
         supplier: NOASSERTION.to_string(),
         copyright_text: None,
         checksums: Vec::new(),
