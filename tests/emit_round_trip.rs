@@ -15,28 +15,6 @@ use pkgbuild::plan::{compile, CompileOptions, Plan, Step};
 
 use util::testdata::testdata;
 
-/// The first place two JSON values differ, for a readable failure.
-fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
-    use serde_json::Value as J;
-    match (a, b) {
-        (J::Object(x), J::Object(y)) => {
-            x.keys()
-                .chain(y.keys())
-                .find_map(|k| match (x.get(k), y.get(k)) {
-                    (Some(va), Some(vb)) => first_difference(va, vb, &format!("{at}.{k}")),
-                    _ => Some(format!("{at}.{k}: present on one side only")),
-                })
-        }
-        (J::Array(x), J::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (va, vb))| first_difference(va, vb, &format!("{at}[{i}]"))),
-        _ if a == b => None,
-        _ => Some(format!("{at}:\n  before: {a}\n  after:  {b}")),
-    }
-}
-
 /// Whether each step (depth first) was inlined from a `uses:`; the JSON
 /// form leaves this out, and emit writes such steps back as `uses`.
 fn inlined_flags(steps: &[Step], out: &mut Vec<bool>) {
@@ -77,7 +55,7 @@ fn round_trip(recipe: &Path, opts: &CompileOptions, scratch: &Path) -> Result<()
         serde_json::to_value(&plan).map_err(|e| e.to_string())?,
         serde_json::to_value(&again).map_err(|e| e.to_string())?,
     );
-    if let Some(d) = first_difference(&a, &b, "plan") {
+    if let Some(d) = util::first_difference(&a, &b, "plan") {
         return Err(format!("{name}: plans differ at {d}\n--- emitted\n{text}"));
     }
     if all_flags(&plan) != all_flags(&again) {

@@ -153,34 +153,12 @@ fn recipe_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
         serde_json::to_value(&plan).map_err(|e| e.to_string())?,
         serde_json::to_value(&again).map_err(|e| e.to_string())?,
     );
-    if let Some(d) = first_difference(&a, &b, "plan") {
+    if let Some(d) = util::first_difference(&a, &b, "plan") {
         return Err(format!(
             "emitted recipe compiles to a different plan at {d}\n--- emitted\n{text}"
         ));
     }
     Ok(Verdict::Accepted)
-}
-
-/// The first place two JSON values differ, for a readable failure.
-fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
-    use serde_json::Value as J;
-    match (a, b) {
-        (J::Object(x), J::Object(y)) => {
-            x.keys()
-                .chain(y.keys())
-                .find_map(|k| match (x.get(k), y.get(k)) {
-                    (Some(va), Some(vb)) => first_difference(va, vb, &format!("{at}.{k}")),
-                    _ => Some(format!("{at}.{k}: present on one side only")),
-                })
-        }
-        (J::Array(x), J::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (va, vb))| first_difference(va, vb, &format!("{at}[{i}]"))),
-        _ if a == b => None,
-        _ => Some(format!("{at}:\n  before: {a}\n  after:  {b}")),
-    }
 }
 
 #[test]
@@ -576,15 +554,8 @@ fn apk_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
         max_entries: 10_000,
     };
     let _ = read::extract_limited(&path, &dest, limits, |_| false);
-    let beside: Vec<_> = std::fs::read_dir(&root)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
-    let mut above: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
-    above.sort();
+    let beside = harness::names_in(&root)?;
+    let above = harness::names_in(dir)?;
     if beside != ["dest"] || above != ["pkg.apk", "root"] {
         return Err(format!(
             "extraction wrote outside its destination: {beside:?} {above:?}"

@@ -363,3 +363,14 @@ pub fn committed(target: &str) -> Vec<Vec<u8>> {
         None,
     )
 }
+
+/// The names in `dir`, sorted: what a target that must write only inside
+/// one directory compares before and after.
+pub fn names_in(dir: &Path) -> Result<Vec<std::ffi::OsString>, String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    names.sort();
+    Ok(names)
+}

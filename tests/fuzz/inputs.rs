@@ -426,15 +426,8 @@ fn install_exec(dir: &Path, input: &[u8]) -> Result<Verdict, Violation> {
     };
     let mut no_scripts = |_: &ScriptRun| Ok(());
     let result = install::install(&root, &pkgs, &setup, &mut no_scripts);
-    let beside: Vec<_> = std::fs::read_dir(&outer)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
-    let mut above: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
-    above.sort();
+    let beside = harness::names_in(&outer)?;
+    let above = harness::names_in(dir)?;
     if beside != ["root"] || above != ["outer", "pkg.apk"] {
         return Err(format!(
             "the install wrote outside its root: {beside:?} {above:?}"

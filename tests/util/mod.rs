@@ -641,3 +641,25 @@ pub fn quiet_listener() -> (std::net::TcpListener, u16) {
     listener.set_nonblocking(true).unwrap();
     (listener, port)
 }
+
+/// The first place two JSON values differ, for a readable failure.
+pub fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value as J;
+    match (a, b) {
+        (J::Object(x), J::Object(y)) => {
+            x.keys()
+                .chain(y.keys())
+                .find_map(|k| match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => first_difference(va, vb, &format!("{at}.{k}")),
+                    _ => Some(format!("{at}.{k}: present on one side only")),
+                })
+        }
+        (J::Array(x), J::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (va, vb))| first_difference(va, vb, &format!("{at}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{at}:\n  before: {a}\n  after:  {b}")),
+    }
+}
